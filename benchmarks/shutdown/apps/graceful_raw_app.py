@@ -1,0 +1,30 @@
+"""graceful_sse with no framework around it: ``EventStream(hub.subscribe(...))`` as the ASGI app.
+
+Served next to the raw floor, it shows what the library itself costs at shutdown.
+"""
+
+from _probe import probe_bytes
+
+from graceful_sse import EventStream, Hub
+
+hub = Hub()
+
+
+async def app(scope, receive, send):
+    if scope["type"] == "lifespan":
+        async with hub.lifespan():
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+        await send({"type": "lifespan.shutdown.complete"})
+        return
+    if scope["path"] == "/health":
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [(b"content-type", b"application/json")],
+            }
+        )
+        await send({"type": "http.response.body", "body": probe_bytes()})
+        return
+    await EventStream(hub.subscribe("updates"))(scope, receive, send)

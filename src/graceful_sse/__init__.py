@@ -1,0 +1,28 @@
+"""graceful-sse: Server-Sent Events for FastHTML and Starlette that end gracefully.
+
+hub = Hub()
+app, rt = fast_app(lifespan=hub.lifespan)
+
+@rt("/updates")
+def updates():
+    return EventStream(hub.subscribe("updates"))
+"""
+
+from .hub import Hub, Subscription
+from .lifecycle import Kind, Lifecycle, ShutdownReport
+from .response import EventStream
+from .wire import Encoded, Event, encode
+
+__all__ = [
+    "Encoded",
+    "Event",
+    "EventStream",
+    "Hub",
+    "Kind",
+    "Lifecycle",
+    "ShutdownReport",
+    "Subscription",
+    "encode",
+]
+
+__version__ = "0.1.0"

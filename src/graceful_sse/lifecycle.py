@@ -1,0 +1,614 @@
+"""The shutdown lifecycle: learn that the process is stopping, tell every stream, exit in bounds.
+
+A ``Lifecycle`` belongs to the app (one per app, bound to the event loop that serves it). It
+learns of shutdown from the first of:
+
+- a signal (SIGINT, SIGTERM, SIGQUIT), through a handler chained in front of the server's own;
+- the server itself beginning to stop where no signal reached us (``servers`` module);
+- an explicit ``await lifecycle.shutdown(...)`` from application code.
+
+Then, in logged steps: every open stream is told (``stop`` or ``restart``), producers are
+cancelled, the drain is awaited up to ``drain_timeout``, and, when a signal asked the process to
+end, an exit guard makes sure it is gone ``exit_timeout`` seconds after the first signal,
+whatever the clients do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import json
+import logging
+import os
+import random
+import signal
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, overload
+
+from . import servers
+from .logs import logger, make_visible
+from .producers import Producer, ProducerFn, Producers
+from .signals import Disposition, SignalChain
+from .status import State, status_event
+from .wire import encode_item
+
+__all__ = ["Kind", "Lifecycle", "Lifespan", "ShutdownReport", "StreamHandle"]
+
+
+Kind = Literal["stop", "restart"]
+KINDS: tuple[Kind, ...] = ("stop", "restart")
+Outcome = Literal["took", "gone", "missed", "ended"]
+
+F = TypeVar("F", bound=ProducerFn)
+
+# A farewell sent on "stop" also sets a day-long reconnection time, so that a client without
+# our script (a bare EventSource that ignores the event) does not hammer a dead port.
+STOP_RETRY_MS = 24 * 60 * 60 * 1000
+MIN_FLUSH = 0.25  # even a stream opened at the end of the drain gets this long to take its notice
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownReport:
+    """What a drain achieved: one line of the log, as a value."""
+
+    kind: Kind
+    cause: str
+    told: int  # streams open when the notice went out
+    took: int  # ... that received the whole farewell
+    gone: int  # ... whose client had already left
+    missed: int  # ... that did not take the notice within the drain bound
+    late: int  # streams opened during the drain (each got the farewell at once)
+    seconds: float
+
+
+class StreamHandle:
+    """One open stream as the lifecycle sees it: told once, then it reports how it ended.
+
+    ``EventStream`` subclasses it: ``notice`` wakes the stream (and interrupts a write the
+    client is not taking), ``abandon`` gives up writing the farewell (a second Ctrl+C).
+    """
+
+    __slots__ = ("kind", "late")
+
+    def __init__(self) -> None:
+        self.kind: Kind | None = None
+        self.late = False
+
+    def tell(self, kind: Kind) -> None:
+        if self.kind is None:
+            self.kind = kind
+            self.notice()
+
+    def notice(self) -> None:
+        """Called once, when the stream is told to end."""
+
+    def abandon(self) -> None:
+        """Stop waiting for the client to take the farewell."""
+
+
+def _kind_from_env(name: str, default: Kind) -> Kind:
+    value = os.environ.get(name, default).strip().lower()
+    if value not in KINDS:
+        raise ValueError(f"{name} must be 'stop' or 'restart', not {value!r}")
+    return value
+
+
+def _check_kind(value: str) -> Kind:
+    if value not in KINDS:
+        raise ValueError(f"kind must be 'stop' or 'restart', not {value!r}")
+    return value
+
+
+class Lifespan:
+    """A lifespan usable both ways apps take one.
+
+    Starlette enters it as an async context manager; FastHTML's ``fast_app(lifespan=...)``
+    iterates it as an async generator. Both run the same generator: start, yield, clean up.
+    """
+
+    def __init__(self, gen: AsyncIterator[None]) -> None:
+        self._gen = gen
+
+    async def __aenter__(self) -> None:
+        await anext(self._gen)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        with contextlib.suppress(StopAsyncIteration):
+            await anext(self._gen)
+
+    def __aiter__(self) -> AsyncIterator[None]:
+        return self._gen
+
+
+class _Run:
+    """The lifecycle's state on one event loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.streams: set[StreamHandle] = set()
+        self.draining = False
+        self.kind: Kind | None = None
+        self.cause = ""
+        self.started_at = 0.0
+        self.deadline = 0.0
+        self.noted: Kind | None = None  # kind from a signal the process ignores
+        self.told = self.took = self.gone = self.missed = self.late = 0
+        self.drained = asyncio.Event()
+        self.report: ShutdownReport | None = None
+        self.chain: SignalChain | None = None
+        self.watches: list[servers.ServerWatch] = []
+        self.server: Any = None
+        self.hypercorn_checked = False
+        self.drain_task: asyncio.Task[None] | None = None
+        self.deferred: list[signal.Signals] = []
+        self.guard: _ExitGuard | None = None
+
+
+class Lifecycle:
+    """Shutdown coordination for one app's event streams.
+
+    ``on_sigint`` / ``on_sigterm`` / ``on_sigquit`` say what each signal means (``"stop"``: the
+    service is going away, clients must not reconnect; ``"restart"``: it is coming back,
+    clients reconnect after a random delay in ``restart_window`` seconds). The environment
+    variables ``SSE_ON_SIGINT`` and ``SSE_ON_SIGTERM`` override the defaults (stop, restart).
+    ``on_server_exit`` is the kind used when the server stops without a signal reaching this
+    process (embedded uvicorn's ``should_exit``, Hypercorn's workers on a SIGTERM to the parent).
+    """
+
+    def __init__(
+        self,
+        *,
+        on_sigint: Kind | None = None,
+        on_sigterm: Kind | None = None,
+        on_sigquit: Kind = "stop",
+        on_server_exit: Kind | None = None,
+        restart_window: tuple[float, float] = (1.0, 5.0),
+        drain_timeout: float = 3.0,
+        exit_timeout: float | None = 5.0,
+        stop_message: str = "Server stopped",
+        restart_message: str = "Server restarting",
+        farewell_extra: Callable[[Kind], Iterable[Any]] | None = None,
+    ) -> None:
+        lo, hi = restart_window
+        if not 0 <= lo <= hi:
+            raise ValueError(f"restart_window must be (low, high) with 0 <= low <= high: {restart_window}")
+        if drain_timeout <= 0:
+            raise ValueError("drain_timeout must be positive")
+        if exit_timeout is not None and exit_timeout < drain_timeout:
+            raise ValueError("exit_timeout must be at least drain_timeout (or None to disable)")
+        on_sigterm = on_sigterm or _kind_from_env("SSE_ON_SIGTERM", "restart")
+        self.kinds: dict[signal.Signals, Kind] = {
+            signal.SIGINT: _check_kind(on_sigint or _kind_from_env("SSE_ON_SIGINT", "stop")),
+            signal.SIGTERM: _check_kind(on_sigterm),
+            signal.SIGQUIT: _check_kind(on_sigquit),
+        }
+        self.on_server_exit: Kind = _check_kind(on_server_exit or on_sigterm)
+        self.restart_window = (lo, hi)
+        self.drain_timeout = drain_timeout
+        self.exit_timeout = exit_timeout
+        self.stop_message = stop_message
+        self.restart_message = restart_message
+        self.farewell_extra = farewell_extra
+        self.producers = Producers()
+        self._rng = random.Random()
+        self._watched: list[Any] = []
+        self._stop_farewells: dict[tuple[str | None, bool], bytes] = {}
+        self._run: _Run | None = None
+
+    # -- state -------------------------------------------------------------------------------
+
+    @property
+    def draining(self) -> bool:
+        return self._run is not None and self._run.draining
+
+    @property
+    def kind(self) -> Kind | None:
+        """The kind of the shutdown in progress, if any."""
+        return self._run.kind if self._run is not None else None
+
+    @property
+    def open_streams(self) -> int:
+        return len(self._run.streams) if self._run is not None else 0
+
+    @property
+    def last_report(self) -> ShutdownReport | None:
+        return self._run.report if self._run is not None else None
+
+    # -- wiring into an app ------------------------------------------------------------------
+
+    def lifespan(self, app: Any = None) -> Lifespan:
+        """A Starlette/FastHTML ``lifespan``: ``fast_app(lifespan=lifecycle.lifespan)``."""
+        return Lifespan(self._lifespan(app))
+
+    async def _lifespan(self, app: Any) -> AsyncIterator[None]:
+        self.attach(app)
+        await self.start()
+        try:
+            yield
+        finally:
+            await self.close()
+
+    def attach(self, app: Any) -> None:
+        """Make plain ``EventStream`` responses of ``app`` use this lifecycle."""
+        state = getattr(app, "state", None)
+        if state is not None:
+            state.graceful_sse = self
+
+    @classmethod
+    def of_app(cls, app: Any) -> Lifecycle:
+        """The lifecycle attached to a Starlette ``app``, created with defaults on first use."""
+        state = getattr(app, "state", None)
+        if state is None:
+            raise RuntimeError(
+                "EventStream could not find its Lifecycle: run it inside a Starlette/FastHTML app, "
+                "or pass EventStream(..., lifecycle=...)"
+            )
+        found = getattr(state, "graceful_sse", None)
+        if found is None:
+            found = cls()
+            state.graceful_sse = found
+        assert isinstance(found, Lifecycle)
+        return found
+
+    async def start(self) -> None:
+        """Start on the running loop: chain signal handlers, watch the server, run producers."""
+        self.ensure_started()
+
+    def ensure_started(self) -> _Run:
+        """Bind to the running loop (once per loop) and start; safe to call on every stream."""
+        loop = asyncio.get_running_loop()
+        run = self._run
+        if run is not None and run.loop is loop:
+            return run
+        if run is not None:
+            self._stop_watching(run)
+        make_visible()
+        run = self._run = _Run(loop)
+        found = servers.find_uvicorn_server()
+        run.chain = SignalChain(self.kinds, self._on_signal)
+        if not run.chain.install():
+            logger.info(
+                "graceful-sse: not on the main thread, so no signal handlers; call "
+                "lifecycle.watch(server) or lifecycle.shutdown() to end streams gracefully"
+            )
+        for server in [*self._watched, *([found] if found is not None else [])]:
+            self._watch(run, server)
+        self.producers.start()
+        return run
+
+    async def close(self) -> None:
+        """The app is done (lifespan shutdown): stop producers, watches and the exit guard."""
+        run = self._run
+        if run is None:
+            return
+        cancelled = self.producers.cancel()
+        if cancelled:
+            logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
+        await self.producers.wait(self.drain_timeout)
+        self._stop_watching(run)
+        if run.guard is not None:
+            run.guard.disarm()
+
+    def watch(self, server: Any) -> None:
+        """Begin the drain when ``server.should_exit`` becomes true (an embedded uvicorn server).
+
+        Needed only where the server runs outside the main thread (a uvicorn ``Server`` run in
+        the main thread is found on its own). Call it before or after the server starts.
+        """
+        self._watched.append(server)
+        run = self._run
+        if run is not None and not run.loop.is_closed():
+            run.loop.call_soon_threadsafe(self._watch, run, server)
+
+    def _watch(self, run: _Run, server: Any) -> None:
+        run.server = server
+        run.watches.append(
+            servers.watch_should_exit(server, lambda: self._begin(self.on_server_exit, "server"))
+        )
+
+    def _stop_watching(self, run: _Run) -> None:
+        for w in run.watches:
+            w.cancel()
+        run.watches.clear()
+        if run.chain is not None:
+            run.chain.uninstall()
+
+    # -- producers ---------------------------------------------------------------------------
+
+    @overload
+    def producer(self, fn: F) -> F: ...
+    @overload
+    def producer(self, *, every: float | None = None, name: str | None = None) -> Callable[[F], F]: ...
+
+    def producer(self, fn: Any = None, *, every: float | None = None, name: str | None = None) -> Any:
+        """Register a background producer, started with the app and cancelled at shutdown.
+
+        Use as ``@lifecycle.producer`` (the function runs once, usually a loop) or
+        ``@lifecycle.producer(every=1.0)`` (called every second).
+        """
+
+        def register(f: ProducerFn) -> ProducerFn:
+            self.producers.add(Producer(f, every=every, name=name))
+            return f
+
+        return register(fn) if fn is not None else register
+
+    # -- streams -----------------------------------------------------------------------------
+
+    def open_stream(self, handle: StreamHandle | None = None) -> StreamHandle:
+        """Register a stream; one opened during the drain is told at once (``handle.late``)."""
+        run = self.ensure_started()
+        if not run.hypercorn_checked:
+            run.hypercorn_checked = True
+            self._follow_hypercorn(run)
+        handle = handle or StreamHandle()
+        if run.draining and run.kind is not None:
+            handle.late = True
+            handle.kind = run.kind
+            run.late += 1
+        run.streams.add(handle)
+        return handle
+
+    def close_stream(self, handle: StreamHandle, outcome: Outcome) -> None:
+        """A stream ended; ``outcome`` says whether it took its farewell."""
+        run = self._run
+        if run is None or handle not in run.streams:
+            return
+        run.streams.discard(handle)
+        if run.draining and not handle.late and run.report is None:
+            if outcome == "took":
+                run.took += 1
+            elif outcome == "gone":
+                run.gone += 1
+            elif outcome == "missed":
+                run.missed += 1
+        if run.draining and not run.streams:
+            run.drained.set()
+
+    def flush_timeout(self) -> float:
+        """How long a told stream may take to write its farewell."""
+        run = self._run
+        if run is None or not run.draining:
+            return self.drain_timeout
+        return max(run.deadline - time.monotonic(), MIN_FLUSH)
+
+    def farewell(self, kind: Kind, status_id: str | None = None, *, named_status: bool = True) -> bytes:
+        """The bytes that end a stream: the status update, extra events, then ``shutdown``/``restart``.
+
+        ``status_id`` names the page's status indicator (see ``status``); ``None`` leaves it out.
+        A stop farewell is the same for every stream, so it is built once per drain.
+        """
+        if kind == "stop":
+            key = (status_id, named_status)
+            cached = self._stop_farewells.get(key)
+            if cached is None:
+                cached = self._stop_farewells[key] = self._farewell(kind, status_id, named_status)
+            return cached
+        return self._farewell(kind, status_id, named_status)
+
+    def _farewell(self, kind: Kind, status_id: str | None, named_status: bool) -> bytes:
+        parts: list[bytes] = []
+        if status_id is not None:
+            state: State = "stopped" if kind == "stop" else "restarting"
+            parts.append(status_event(state, status_id, named=named_status))
+        if self.farewell_extra is not None:
+            parts.extend(encode_item(item) for item in self.farewell_extra(kind))
+        body: dict[str, Any]
+        if kind == "stop":
+            body = {"kind": kind, "message": self.stop_message}
+            parts.append(_farewell_event("shutdown", STOP_RETRY_MS, body))
+        else:
+            delay = round(self._rng.uniform(*self.restart_window) * 1000)
+            body = {"kind": kind, "message": self.restart_message, "retry": delay}
+            parts.append(_farewell_event("restart", delay, body))
+        return b"".join(parts)
+
+    # -- shutdown ----------------------------------------------------------------------------
+
+    async def shutdown(self, kind: Kind = "stop") -> ShutdownReport:
+        """Tell every stream now and wait for the drain; new streams get the farewell at once.
+
+        For application code (an admin action, a maintenance window). The server keeps running;
+        call ``reopen()`` to accept streams normally again.
+        """
+        run = self.ensure_started()
+        self._begin(_check_kind(kind), "explicit call")
+        assert run.drain_task is not None
+        await asyncio.shield(run.drain_task)
+        assert run.report is not None
+        return run.report
+
+    def reopen(self) -> None:
+        """After an explicit ``shutdown()``, accept new streams normally again."""
+        run = self._run
+        if run is not None and run.draining:
+            run.draining = False
+            run.kind = None
+            run.drained = asyncio.Event()
+            logger.info("graceful-sse: accepting streams again")
+
+    def request_shutdown(self, kind: Kind = "stop") -> None:
+        """Thread-safe, non-blocking: start the drain from any thread (no report)."""
+        run = self._run
+        if run is None:
+            raise RuntimeError("the lifecycle has not started on an event loop yet")
+        run.loop.call_soon_threadsafe(self._begin, _check_kind(kind), "request")
+
+    def _on_signal(self, sig: signal.Signals, disposition: Disposition) -> bool:
+        # Inside a signal handler on the main thread: only schedule work on the loop.
+        run = self._run
+        if run is None or run.loop.is_closed():
+            return False
+        kind = self.kinds[sig]
+        if disposition is Disposition.IGNORED:
+            # The process ignores it (Hypercorn's workers and SIGINT): remember what it meant
+            # for when the server tells us it is stopping.
+            run.noted = run.noted or kind
+            return False
+        run.loop.call_soon_threadsafe(self._begin, kind, sig.name, sig, disposition)
+        return disposition is Disposition.DEFAULT
+
+    def _begin(
+        self,
+        kind: Kind,
+        cause: str,
+        sig: signal.Signals | None = None,
+        disposition: Disposition | None = None,
+    ) -> None:
+        run = self._run
+        if run is None:
+            return
+        if disposition is Disposition.DEFAULT and sig is not None:
+            run.deferred.append(sig)
+        if run.draining:
+            self._again(run, cause, sig)
+            return
+        if cause == "server" and run.noted is not None:
+            kind = run.noted
+        run.draining, run.kind, run.cause = True, kind, cause
+        self._stop_farewells.clear()
+        run.started_at = time.monotonic()
+        run.deadline = run.started_at + self.drain_timeout
+        run.told, run.took, run.gone, run.missed, run.late = len(run.streams), 0, 0, 0, 0
+        run.report = None
+        run.drained = asyncio.Event()
+        logger.info(
+            "graceful-sse: %s: %s; telling %d open stream(s)",
+            cause,
+            "stopping" if kind == "stop" else "restarting",
+            run.told,
+        )
+        for handle in list(run.streams):
+            handle.tell(kind)
+        if not run.streams:
+            run.drained.set()
+        cancelled = self.producers.cancel()
+        if cancelled:
+            logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
+        if sig is not None:
+            # The process is ending: a full collection over every connection's objects would
+            # stall the drain for up to a second at 10,000 streams, and find nothing to free.
+            gc.freeze()
+            if self.exit_timeout is not None:
+                run.guard = _ExitGuard(self.exit_timeout, cause, run)
+        run.drain_task = run.loop.create_task(self._drain(run))
+
+    def _again(self, run: _Run, cause: str, sig: signal.Signals | None) -> None:
+        if sig is not signal.SIGINT or run.cause != "SIGINT":
+            if sig is not None:
+                logger.info("graceful-sse: %s during the drain: already %s", cause, run.kind)
+            if run.drain_task is not None and run.drain_task.done():
+                self._redeliver(run)
+            return
+        # A second Ctrl+C: the user wants out now. The server's own handler (called after ours)
+        # forces its exit; we stop waiting for streams and keep the exit bound short.
+        logger.warning("graceful-sse: second SIGINT: ending the drain now")
+        run.deadline = time.monotonic()
+        run.drained.set()  # the drain task gives up on the streams still writing
+        if run.guard is not None:
+            run.guard.shorten(1.0)
+
+    async def _drain(self, run: _Run) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(run.drained.wait(), timeout=max(run.deadline - time.monotonic(), 0))
+        told_still_open = [h for h in run.streams if not h.late]
+        for handle in told_still_open:
+            handle.abandon()  # their clients did not take the farewell in time
+        run.report = ShutdownReport(
+            kind=run.kind or "stop",
+            cause=run.cause,
+            told=run.told,
+            took=run.took,
+            gone=run.gone,
+            missed=run.missed + len(told_still_open),
+            late=run.late,
+            seconds=time.monotonic() - run.started_at,
+        )
+        logger.info(
+            "graceful-sse: drain took %.3f s: %d of %d stream(s) took the notice, %d had gone, "
+            "%d did not take it; %d opened during the drain",
+            run.report.seconds,
+            run.report.took,
+            run.report.told,
+            run.report.gone,
+            run.report.missed,
+            run.report.late,
+        )
+        self._redeliver(run)
+
+    def _redeliver(self, run: _Run) -> None:
+        if run.chain is None:
+            return
+        while run.deferred:
+            run.chain.redeliver(run.deferred.pop(0))
+
+    def _follow_hypercorn(self, run: _Run) -> None:
+        watch = servers.find_hypercorn_trigger(lambda: self._begin(self.on_server_exit, "server"))
+        if watch is not None:
+            run.watches.append(watch)
+
+
+def _farewell_event(name: str, retry_ms: int, body: dict[str, Any]) -> bytes:
+    data = json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+    return f"retry: {retry_ms}\nevent: {name}\ndata: {data}\n\n".encode()
+
+
+class _ExitGuard:
+    """Ends the process ``timeout`` s after a signal if the server has not managed to.
+
+    It runs on its own daemon thread, so a stuck event loop cannot stop it. At the bound it
+    first asks a known uvicorn server to stop waiting for connections (what a second Ctrl+C
+    does), then, if the process is still there a moment later, exits it.
+    """
+
+    NUDGE_BEFORE = 1.0
+
+    def __init__(self, timeout: float, cause: str, run: _Run) -> None:
+        self._cause = cause
+        self._run = run
+        self._started = time.monotonic()
+        self._deadline = self._started + timeout
+        self._cancelled = threading.Event()
+        self._changed = threading.Event()
+        thread = threading.Thread(target=self._watch, name="graceful-sse exit guard", daemon=True)
+        thread.start()
+
+    def disarm(self) -> None:
+        self._cancelled.set()
+        self._changed.set()
+
+    def shorten(self, seconds: float) -> None:
+        self._deadline = min(self._deadline, time.monotonic() + seconds)
+        self._changed.set()
+
+    def _watch(self) -> None:
+        nudged = False
+        while not self._cancelled.is_set():
+            left = self._deadline - time.monotonic()
+            if left <= 0:
+                break
+            if not nudged and left <= self.NUDGE_BEFORE:
+                nudged = True
+                self._nudge()
+            self._changed.wait(min(left, max(left - self.NUDGE_BEFORE, 0.01)))
+            self._changed.clear()
+        if self._cancelled.is_set() or self._run.loop.is_closed():
+            return
+        logger.error(
+            "graceful-sse: process still running %.1f s after %s with %d stream(s) open; exiting now",
+            time.monotonic() - self._started,
+            self._cause,
+            len(self._run.streams),
+        )
+        for handler in logging.getLogger().handlers + logger.handlers:
+            handler.flush()
+        os._exit(1)
+
+    def _nudge(self) -> None:
+        server = self._run.server
+        if server is not None and hasattr(server, "force_exit") and not self._run.loop.is_closed():
+            self._run.loop.call_soon_threadsafe(setattr, server, "force_exit", True)

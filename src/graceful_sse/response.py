@@ -1,0 +1,292 @@
+"""``EventStream``: a drop-in replacement for FastHTML's ``EventStream`` that ends gracefully.
+
+It accepts the same generators (sync or async, yielding SSE text such as ``sse_message(...)``,
+plain text, FT components, bytes or ``Event`` values), or a hub subscription, and adds what a
+long-lived stream needs: ``retry:`` and a first comment at once, a heartbeat comment when idle,
+immediate notice of a client that left, and, when the app shuts down, a farewell written by the
+same response, followed by a clean end of the chunked body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterable, Iterable, Mapping
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.background import BackgroundTask
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from .lifecycle import Lifecycle, Outcome, StreamHandle
+from .sources import Pump, Source
+from .status import DEFAULT_STATUS_ID, status_event
+from .wire import Event, comment, encode
+
+__all__ = ["EventStream", "last_event_id"]
+
+HEARTBEAT = comment("heartbeat")
+ERROR_EVENT = encode(Event(event="error", data={"message": "The stream failed on the server."}))
+
+
+class EventStream(Response):
+    """A ``text/event-stream`` response over ``content`` that ends gracefully at shutdown.
+
+    ``heartbeat`` is the idle time (s) after which a comment is sent (``None``: never);
+    ``retry`` the reconnection time (ms) sent first. ``status`` is the id of the page's status
+    indicator, which the stream updates out of band on opening and in its farewell (``None``:
+    no status events). The lifecycle is ``lifecycle`` if given, else the one of a hub
+    subscription, else the app's (``Lifecycle.of_app``).
+    """
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        content: AsyncIterable[Any] | Iterable[Any],
+        *,
+        heartbeat: float | None = 15.0,
+        retry: int | None = 3000,
+        lifecycle: Lifecycle | None = None,
+        status: str | None = DEFAULT_STATUS_ID,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        background: BackgroundTask | None = None,
+    ) -> None:
+        if heartbeat is not None and heartbeat <= 0:
+            raise ValueError("heartbeat must be a positive number of seconds, or None")
+        self.content = content
+        self.heartbeat = heartbeat
+        self.retry = retry
+        self.status = status
+        self.lifecycle = lifecycle or getattr(content, "lifecycle", None)
+        self.status_code = status_code
+        self.background = background
+        self._opening = Event(retry=retry, comment="connected").encode()
+        self.init_headers(
+            {
+                # Proxies (nginx) and compressing middleware must not buffer an event stream.
+                "cache-control": "no-cache",
+                "x-accel-buffering": "no",
+                **(headers or {}),
+            }
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        lifecycle = self.lifecycle or Lifecycle.of_app(scope.get("app"))
+        resume = getattr(self.content, "resume", None)
+        if callable(resume):
+            resume(last_event_id(scope))
+        source: Source = self.content if isinstance(self.content, Source) else Pump(self.content)
+        stream = _Stream(self, lifecycle, source, send)
+        lifecycle.open_stream(stream)
+        outcome: Outcome = "gone"
+        try:
+            outcome = await stream.respond(scope, receive)
+        finally:
+            lifecycle.close_stream(stream, outcome)
+            await source.aclose()
+        if self.background is not None:
+            await self.background()
+
+
+class _Stream(StreamHandle):
+    """One response in progress: waits on its source's one future, woken by callbacks."""
+
+    __slots__ = (
+        "_interrupted",
+        "_task",
+        "_timer",
+        "gone",
+        "heartbeat_due",
+        "last_sent",
+        "lifecycle",
+        "response",
+        "send",
+        "sending",
+        "source",
+    )
+
+    def __init__(self, response: EventStream, lifecycle: Lifecycle, source: Source, send: Send) -> None:
+        super().__init__()
+        self.response = response
+        self.lifecycle = lifecycle
+        self.source = source
+        self.send = send
+        self.gone = False
+        self.sending = False
+        self.heartbeat_due = False
+        self.last_sent = time.monotonic()
+        self._interrupted = False
+        self._task: asyncio.Task[Any] | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    # -- called by the lifecycle (on the loop) ------------------------------------------------------
+
+    def notice(self) -> None:
+        self.source.wake()
+        # A write the client is not taking: stop waiting for it, say goodbye instead.
+        self._interrupt()
+
+    def abandon(self) -> None:
+        # The drain's bound passed (or a second Ctrl+C) while the farewell is still being written.
+        self._interrupt()
+
+    def _interrupt(self) -> None:
+        if self.sending and self._task is not None and not self._interrupted:
+            self._interrupted = True
+            self._task.cancel()
+
+    # -- the response ---------------------------------------------------------------------------
+
+    async def respond(self, scope: Scope, receive: Receive) -> Outcome:
+        response = self.response
+        named = not _from_htmx4(scope)
+        await self.send(
+            {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
+        )
+        opening = response._opening
+        if self.kind is not None:  # opened during the drain: the farewell at once
+            return await self._farewell(opening, named)
+        source = self.source
+        source.open()
+        if response.status is not None:
+            opening += status_event("live", response.status, named=named, event_id=source.position)
+        elif source.position is not None:
+            opening += Event(id=source.position).encode()  # sets the browser's Last-Event-ID
+        self._task = asyncio.current_task()
+        try:
+            if not await self._write(opening):
+                return await self._farewell(b"", named)
+            ended = await self._pump(receive)
+        except OSError:  # ASGI 2.4 servers raise it from send() once the client has gone
+            return "gone"
+        if ended == "told":
+            return await self._farewell(b"", named)
+        if ended == "gone":
+            return "gone"
+        return await self._end(ERROR_EVENT if ended == "failed" else b"")
+
+    async def _pump(self, receive: Receive) -> str:
+        source = self.source
+        watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+        self._arm_heartbeat()
+        try:
+            while True:
+                if self.kind is not None:
+                    return "told"
+                if self.gone:
+                    return "gone"
+                chunk = source.pop()
+                if chunk is not None:
+                    await self._write(chunk)
+                elif source.finished:
+                    return "failed" if source.failed else "done"
+                elif self.heartbeat_due:
+                    self._heartbeat()
+                    if self.heartbeat_due:
+                        self.heartbeat_due = False
+                        await self._write(HEARTBEAT)
+                else:
+                    await source.wait()
+        finally:
+            watcher.cancel()
+            if self._timer is not None:
+                self._timer.cancel()
+
+    async def _write(self, chunk: bytes, *, more: bool = True) -> bool:
+        """Send one chunk; False if the lifecycle interrupted a send the client did not take.
+
+        No timer guards a write: the lifecycle interrupts the writes still waiting when a stream
+        is told, and the farewells still waiting when its drain's bound passes.
+        """
+        self.sending = True
+        try:
+            await self.send({"type": "http.response.body", "body": chunk, "more_body": more})
+        except asyncio.CancelledError:
+            task = self._task
+            if self._interrupted and task is not None and task.uncancel() == 0:
+                self._interrupted = False
+                return False
+            raise
+        finally:
+            self.sending = False
+        self.last_sent = time.monotonic()
+        return True
+
+    async def _farewell(self, prefix: bytes, named: bool) -> Outcome:
+        """Write the farewell and end the body, within the lifecycle's flush bound."""
+        assert self.kind is not None
+        data = prefix + self.lifecycle.farewell(self.kind, self.response.status, named_status=named)
+        self._task = asyncio.current_task()
+        try:
+            if self.late:  # the drain may be over: this stream keeps its own bound
+                async with asyncio.timeout(self.lifecycle.flush_timeout()):
+                    took = await self._write(data, more=False)
+            else:
+                took = await self._write(data, more=False)
+        except TimeoutError:
+            return "missed"
+        except OSError:
+            return "gone"
+        return "took" if took else "missed"
+
+    async def _end(self, data: bytes) -> Outcome:
+        try:
+            await self.send({"type": "http.response.body", "body": data, "more_body": False})
+        except OSError:
+            return "gone"
+        return "ended"
+
+    async def _watch(self, receive: Receive) -> None:
+        """The client leaving resolves the stream's wake-up."""
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        self.gone = True
+        self.source.wake()
+
+    # -- heartbeats: one timer per stream, re-armed only when it fires ------------------------------
+
+    def _arm_heartbeat(self, delay: float | None = None) -> None:
+        interval = self.response.heartbeat
+        if interval is not None:
+            loop = asyncio.get_running_loop()
+            self._timer = loop.call_later(interval if delay is None else delay, self._heartbeat_fired)
+
+    def _heartbeat_fired(self) -> None:
+        self.heartbeat_due = True
+        self.source.wake()
+
+    def _heartbeat(self) -> None:
+        """Keep ``heartbeat_due`` only if the stream really was idle; re-arm the timer."""
+        interval = self.response.heartbeat
+        assert interval is not None
+        idle = time.monotonic() - self.last_sent
+        if idle < interval:
+            self.heartbeat_due = False
+            self._arm_heartbeat(interval - idle)
+        else:
+            self._arm_heartbeat()
+
+
+def _from_htmx4(scope: Scope) -> bool:
+    # htmx 4 streams with fetch and sends HX-Request; htmx 2's EventSource does not.
+    return any(name == b"hx-request" for name, _ in scope.get("headers", ()))
+
+
+def last_event_id(scope: Scope) -> str | None:
+    """The client's ``Last-Event-ID`` header, or the ``lastEventId`` query parameter.
+
+    Browsers send the header when they reconnect by themselves; a new ``EventSource`` cannot set
+    headers, so clients that open one to resume (our monitor, common polyfills) use the query.
+    """
+    for name, value in scope.get("headers", ()):
+        if name == b"last-event-id":
+            return str(value.decode("latin-1"))
+    query: bytes = scope.get("query_string", b"")
+    if b"lastEventId=" in query:
+        values: list[str] = parse_qs(query.decode("latin-1")).get("lastEventId", [])
+        if values:
+            return values[-1]
+    return None

@@ -1,0 +1,109 @@
+"""Finding out that the ASGI server itself has begun to shut down, where no signal tells us.
+
+Signals cover most run modes. Two do not: a program that embeds uvicorn and sets
+``server.should_exit = True``, and Hypercorn's worker processes, which ignore SIGINT and learn of
+a SIGTERM sent to the parent through a multiprocessing event. Each watcher here reads public
+state of an object the server already created (no patching) and calls ``on_shutdown`` once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["ServerWatch", "find_hypercorn_trigger", "find_uvicorn_server", "watch_should_exit"]
+
+
+POLL_INTERVAL = 0.1  # uvicorn's own main loop looks at should_exit this often
+
+
+class ExitFlag(Protocol):
+    """What uvicorn's ``Server`` offers: ``should_exit`` (and ``force_exit``) flags."""
+
+    should_exit: bool
+
+
+class ServerWatch:
+    """A running watch; ``cancel()`` stops it."""
+
+    def __init__(self, cancel: Callable[[], None]) -> None:
+        self.cancel = cancel
+
+
+def find_uvicorn_server() -> ExitFlag | None:
+    """The uvicorn ``Server`` serving this process, found through the signal handler it installed.
+
+    Handlers chained in front of it by other lifecycles (``SignalChain``) are looked through.
+    """
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        handler: Any = signal.getsignal(sig)
+        for _ in range(16):  # a chain of chains, never a cycle; the bound is only a safeguard
+            owner = getattr(handler, "__self__", None)
+            if owner is None:
+                break
+            if _is_uvicorn_server(owner):
+                return owner  # type: ignore[no-any-return]
+            previous = getattr(owner, "previous", None)
+            if not callable(previous):
+                break
+            handler = previous(sig)
+    return None
+
+
+def _is_uvicorn_server(obj: object) -> bool:
+    return type(obj).__module__.startswith("uvicorn") and hasattr(obj, "should_exit")
+
+
+def watch_should_exit(server: ExitFlag, on_shutdown: Callable[[], None]) -> ServerWatch:
+    """Call ``on_shutdown`` once, soon after ``server.should_exit`` becomes true."""
+    loop = asyncio.get_running_loop()
+    handle: asyncio.TimerHandle | None = None
+
+    def check() -> None:
+        nonlocal handle
+        if server.should_exit:
+            handle = None
+            on_shutdown()
+        else:
+            handle = loop.call_later(POLL_INTERVAL, check)
+
+    def cancel() -> None:
+        if handle is not None:
+            handle.cancel()
+
+    handle = loop.call_later(POLL_INTERVAL, check)
+    return ServerWatch(cancel)
+
+
+def find_hypercorn_trigger(on_shutdown: Callable[[], None]) -> ServerWatch | None:
+    """Hypercorn's worker waits for shutdown in tasks running ``raise_shutdown``: follow them."""
+    tasks = [t for t in asyncio.all_tasks() if _runs_hypercorn_raise_shutdown(t)]
+    if not tasks:
+        return None
+    fired = False
+
+    def done(_: asyncio.Task[Any]) -> None:
+        nonlocal fired
+        if not fired:
+            fired = True
+            on_shutdown()
+
+    for task in tasks:
+        task.add_done_callback(done)
+
+    def cancel() -> None:
+        for task in tasks:
+            task.remove_done_callback(done)
+
+    return ServerWatch(cancel)
+
+
+def _runs_hypercorn_raise_shutdown(task: asyncio.Task[Any]) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return (
+        code is not None
+        and code.co_name == "raise_shutdown"
+        and "hypercorn" in code.co_filename.replace("\\", "/").split("/")
+    )

@@ -1,0 +1,73 @@
+"""The page the browser tests load: a status indicator, a feed, and controls for the tests.
+
+Environment: PAGE_HTMX (2 or 4), PAGE_MONITOR (0 leaves our script out), PAGE_SHARED (1: one
+connection for all tabs), PAGE_MAX_ATTEMPTS (the monitor's give-up limit), PAGE_DEFAULT_HDRS (1:
+FastHTML's default headers, with htmx from its CDN).
+"""
+
+import os
+
+from fasthtml.common import H1, Li, Link, Main, Title, Ul, fast_app, serve
+
+from graceful_sse import EventStream, Hub
+from graceful_sse.components import SSEScripts, SSEStatus, SSEStream, sse_assets
+from graceful_sse.response import last_event_id
+
+HTMX = int(os.environ.get("PAGE_HTMX", "2"))
+MONITOR = os.environ.get("PAGE_MONITOR", "1") == "1"
+SHARED = os.environ.get("PAGE_SHARED", "0") == "1"
+MAX_ATTEMPTS = int(os.environ.get("PAGE_MAX_ATTEMPTS", "10"))
+DEFAULT_HDRS = os.environ.get("PAGE_DEFAULT_HDRS", "0") == "1"  # FastHTML's own htmx (CDN) and more
+
+hub = Hub()
+app, rt = fast_app(
+    default_hdrs=DEFAULT_HDRS,
+    hdrs=(
+        *SSEScripts(htmx=HTMX, monitor=MONITOR, include_htmx=not DEFAULT_HDRS),
+        Link(rel="icon", href="data:,"),
+    ),
+    lifespan=hub.lifespan,
+    routes=[sse_assets()],
+)
+resumed_from: list[str] = []  # the Last-Event-IDs clients came back with
+
+
+@rt("/")
+def index():
+    return (
+        Title("graceful-sse test page"),
+        Main(
+            H1("Feed"),
+            SSEStatus(),
+            SSEStream(
+                "/feed",
+                Ul(id="feed"),
+                target="#feed",
+                swap="beforeend",
+                htmx=HTMX,
+                shared=SHARED,
+                max_attempts=MAX_ATTEMPTS,
+            ),
+        ),
+    )
+
+
+@rt("/feed")
+def feed(req):
+    last = last_event_id(req.scope)
+    if last is not None:
+        resumed_from.append(last)
+    return EventStream(hub.subscribe("feed"))
+
+
+@rt("/publish")
+async def publish(text: str):
+    return {"delivered": await hub.publish("feed", Li(text, cls="msg")), "id": hub.last_id}
+
+
+@rt("/stats")
+def stats():
+    return {"pid": os.getpid(), "streams": hub.lifecycle.open_streams, "resumed_from": resumed_from}
+
+
+serve()

@@ -1,0 +1,243 @@
+"""Real servers in subprocesses, and real streaming clients, for the behaviour tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from sse_parser import ParsedEvent, SSEParser
+
+APPS = Path(__file__).parent / "apps"
+BIN = Path(sys.executable).parent
+FORBIDDEN_LOG_LINES = ("Exception in ASGI application", "returned without completing response")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunMode:
+    """One way of running the test app, and what each signal should mean there."""
+
+    name: str
+    argv: list[str]
+    on_sigint: str = "stop"  # farewell expected after SIGINT to the process group (Ctrl+C)
+    on_sigterm: str = "restart"  # farewell expected after SIGTERM to the main pid
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def run_modes(port: int) -> dict[str, RunMode]:
+    p = str(port)
+    py = sys.executable
+    return {
+        m.name: m
+        for m in [
+            RunMode("uvicorn", [str(BIN / "uvicorn"), "fh_app:app", "--port", p]),
+            RunMode(
+                "uvicorn --reload",
+                [str(BIN / "uvicorn"), "fh_app:app", "--port", p, "--reload", "--reload-dir", str(APPS)],
+            ),
+            RunMode(
+                "uvicorn --workers 2", [str(BIN / "uvicorn"), "fh_app:app", "--port", p, "--workers", "2"]
+            ),
+            RunMode("serve()", [py, "fh_app.py"], env={"PORT": p}),
+            RunMode(
+                "gunicorn",
+                [
+                    str(BIN / "gunicorn"),
+                    "-k",
+                    "uvicorn_worker.UvicornWorker",
+                    "-b",
+                    f"127.0.0.1:{p}",
+                    "-w",
+                    "2",
+                    "fh_app:app",
+                ],
+            ),
+            RunMode("hypercorn", [str(BIN / "hypercorn"), "fh_app:app", "--bind", f"127.0.0.1:{p}"]),
+            RunMode(
+                "granian",
+                [
+                    str(BIN / "granian"),
+                    "--interface",
+                    "asgi",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    p,
+                    "fh_app:app",
+                ],
+            ),
+            RunMode("embedded uvicorn", [py, "embedded.py", p]),
+        ]
+    }
+
+
+class Server:
+    """A server process in its own process group (so that SIGINT can go to the whole group)."""
+
+    def __init__(
+        self, mode: RunMode, port: int, log: Path, env: dict[str, str] | None = None, cwd: Path = APPS
+    ) -> None:
+        self.mode = mode
+        self.port = port
+        self.log_path = log
+        self.url = f"http://127.0.0.1:{port}"
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **mode.env, **(env or {})}
+        full_env["PYTHONPATH"] = os.pathsep.join([str(APPS), full_env.get("PYTHONPATH", "")])
+        self._log = log.open("wb")
+        self.proc = subprocess.Popen(
+            mode.argv,
+            cwd=cwd,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def log(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 30.0, path: str = "/stats") -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.mode.name} exited early:\n{self.log}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(self.url + path, timeout=1).status_code == 200:
+                    return
+            time.sleep(0.1)
+        raise TimeoutError(f"{self.mode.name} not ready in {timeout} s:\n{self.log}")
+
+    def sigint_group(self) -> None:
+        """What a terminal's Ctrl+C does: SIGINT to every process of the foreground group."""
+        os.killpg(self.proc.pid, signal.SIGINT)
+
+    def sigterm_main(self) -> None:
+        """What docker, systemd and Kubernetes do: SIGTERM to the main process."""
+        self.proc.send_signal(signal.SIGTERM)
+
+    def wait_exit(self, timeout: float) -> float:
+        """Seconds until the main process and every process of its group are gone."""
+        start = time.monotonic()
+        self.proc.wait(timeout=timeout)
+        while time.monotonic() - start < timeout:
+            if not _group_alive(self.proc.pid):
+                return time.monotonic() - start
+            time.sleep(0.05)
+        raise TimeoutError(f"processes of {self.mode.name} still alive after {timeout} s")
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        self._log.close()
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # killpg(…, 0) also succeeds for zombies; look for a live member.
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            stat = (entry / "stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def running(
+    mode: RunMode, port: int, log: Path, env: dict[str, str] | None = None, ready_path: str = "/stats"
+) -> Iterator[Server]:
+    server = Server(mode, port, log, env)
+    try:
+        server.wait_ready(path=ready_path)
+        yield server
+    finally:
+        server.kill()
+
+
+@dataclass
+class Stream:
+    """One client stream: what it received and how it ended."""
+
+    url: str
+    parser: SSEParser = field(default_factory=SSEParser)
+    connected: asyncio.Event = field(default_factory=asyncio.Event)
+    clean_end: bool = False
+    error: str | None = None
+    status: int | None = None
+
+    @property
+    def events(self) -> list[ParsedEvent]:
+        return self.parser.events
+
+    def names(self) -> list[str]:
+        """The events the page's content sees (status indicator updates aside)."""
+        return [e.type for e in self.events if e.type != "sse-status"]
+
+    async def run(self, client: httpx.AsyncClient) -> None:
+        try:
+            async with client.stream("GET", self.url) as response:
+                self.status = response.status_code
+                async for text in response.aiter_text():
+                    self.parser.feed(text)
+                    if " connected" in self.parser.comments:
+                        self.connected.set()
+            self.clean_end = True
+        except (httpx.HTTPError, OSError) as exc:
+            self.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            self.connected.set()
+
+
+@contextlib.asynccontextmanager
+async def open_streams(urls: list[str], within: float = 20.0):  # type: ignore[no-untyped-def]
+    """Open a stream to each of ``urls`` and wait until each has its opening comment."""
+    limits = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+    async with httpx.AsyncClient(limits=limits, timeout=httpx.Timeout(60, connect=10)) as client:
+        streams = [Stream(url) for url in urls]
+        tasks = [asyncio.create_task(s.run(client)) for s in streams]
+        await asyncio.wait_for(asyncio.gather(*(s.connected.wait() for s in streams)), within)
+        failed = [s.error for s in streams if s.error]
+        assert not failed, failed[:3]
+        try:
+            yield streams, tasks
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def stuck_client(port: int, path: str = "/firehose") -> socket.socket:
+    """A client that asks for a fast stream and never reads it: the server's send blocks."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
+    return sock

@@ -1,0 +1,298 @@
+"""The hub: who gets what, bounded queues, counts, and a publisher that never waits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from graceful_sse import Event, Hub
+from graceful_sse.history import EventId
+
+from asgi import lifecycle
+from sse_parser import parse
+
+
+def _events(chunks: list[bytes]) -> list[tuple[str, str]]:
+    return [(e.type, e.data) for e in parse(b"".join(chunks).decode()).events]
+
+
+async def _drain(sub) -> list[bytes]:  # type: ignore[no-untyped-def]
+    out = []
+    while sub.pending or sub.dropped:
+        out.append(await sub.__anext__())
+    return out
+
+
+def test_subscribers_get_only_their_topics_in_order() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        news, both = aiter(hub.subscribe("news")), aiter(hub.subscribe("news", "chat"))
+        assert await hub.publish("news", "n1") == 2
+        assert await hub.publish("chat", "c1", event="chat") == 1
+        assert await hub.publish("sport", "s1") == 0
+        await hub.publish("news", Event(data="n2", event="message"))
+        assert _events(await _drain(news)) == [("message", "n1"), ("message", "n2")]
+        assert _events(await _drain(both)) == [("message", "n1"), ("chat", "c1"), ("message", "n2")]
+
+    asyncio.run(main())
+
+
+def test_a_subscription_counts_only_while_it_is_iterated() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        sub = hub.subscribe("a", "b", "a")
+        assert sub.topics == ("a", "b") and hub.connections() == 0
+        aiter(sub)
+        assert (hub.connections(), hub.connections("a"), hub.connections("b")) == (1, 1, 1)
+        async with hub.subscribe("a"):
+            assert (hub.connections(), hub.connections("a")) == (2, 2)
+        await sub.aclose()
+        assert (hub.connections(), hub.connections("a")) == (0, 0)
+        assert await hub.publish("a", "x") == 0
+
+    asyncio.run(main())
+
+
+def test_a_slow_subscriber_loses_the_oldest_events_and_is_told_how_many() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle(), maxsize=3)
+        slow = aiter(hub.subscribe("t"))
+        for i in range(10):
+            hub.publish_nowait("t", str(i))
+        assert slow.pending == 3
+        events = _events(await _drain(slow))
+        assert events[0] == ("missed", json.dumps({"count": 7}, separators=(",", ":")))
+        assert events[1:] == [("message", "7"), ("message", "8"), ("message", "9")]
+
+    asyncio.run(main())
+
+
+def test_publishing_encodes_once_and_shares_the_bytes() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        subs = [aiter(hub.subscribe("t")) for _ in range(3)]
+        await hub.publish("t", {"x": 1})
+        chunks = [await s.__anext__() for s in subs]
+        assert chunks[0] is chunks[1] is chunks[2]
+
+    asyncio.run(main())
+
+
+def test_a_waiting_subscriber_wakes_on_publish_and_ends_on_close() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        sub = hub.subscribe("t")
+        waiting = asyncio.create_task(anext(aiter(sub)))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        await hub.publish("t", "hi")
+        assert _events([await waiting]) == [("message", "hi")]
+        ending = asyncio.create_task(anext(sub))
+        await asyncio.sleep(0.01)
+        sub.close()
+        with pytest.raises(StopAsyncIteration):
+            await ending
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("bad", ["", None, 3])
+def test_topics_must_be_non_empty_strings(bad: object) -> None:
+    hub = Hub(lifecycle=lifecycle())
+    with pytest.raises(ValueError, match="topic"):
+        hub.subscribe(bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="topic"):
+        hub.publish_nowait(bad, "x")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="at least one topic"):
+        hub.subscribe()
+
+
+def test_the_hub_gives_ids_and_refuses_ones_given_by_the_publisher() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    with pytest.raises(ValueError, match="the hub gives every event its id"):
+        hub.publish_nowait("t", Event(data="x", id="mine"))
+
+
+def test_bad_event_fields_fail_at_the_publisher_and_reach_nobody() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    sub = aiter(hub.subscribe("t"))
+    with pytest.raises(ValueError, match="CR or LF"):
+        hub.publish_nowait("t", "x", event="a\nb")
+    assert sub.pending == 0
+
+
+@settings(max_examples=200)
+@given(st.lists(st.one_of(st.integers(0, 50), st.just(-1)), max_size=80), st.integers(1, 8))
+def test_any_interleaving_keeps_order_and_bounds_memory(ops: list[int], maxsize: int) -> None:
+    """Positive op: publish that number; -1: the subscriber reads one event."""
+
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle(), maxsize=maxsize)
+        sub = aiter(hub.subscribe("t"))
+        received: list[int] = []
+        missed = 0
+        published: list[int] = []
+        for op in ops:
+            if op >= 0:
+                published.append(op)
+                hub.publish_nowait("t", op)
+                assert sub.pending <= maxsize
+            elif sub.pending:
+                (event,) = parse((await sub.__anext__()).decode()).events
+                if event.type == "missed":
+                    missed += json.loads(event.data)["count"]
+                else:
+                    received.append(int(event.data))
+        for chunk in await _drain(sub):
+            (event,) = parse(chunk.decode()).events
+            if event.type == "missed":
+                missed += json.loads(event.data)["count"]
+            else:
+                received.append(int(event.data))
+        assert len(received) + missed == len(published)
+        # What arrives is in publish order: a subsequence of what was published.
+        it = iter(published)
+        assert all(any(x == y for y in it) for x in received)
+
+    asyncio.run(main())
+
+
+# -- ids and replay ---------------------------------------------------------------------------
+
+
+def _ids(chunks: list[bytes]) -> list[str]:
+    return [e.last_event_id for e in parse(b"".join(chunks).decode()).events]
+
+
+def test_ids_are_unique_ordered_and_not_reused_by_a_restarted_process() -> None:
+    first = Hub(lifecycle=lifecycle())
+    sub = aiter(first.subscribe("a", "b"))
+    for topic in "abab":
+        first.publish_nowait(topic, "x")
+    ids = [EventId.parse(i) for i in _ids(list(sub._queue))]
+    assert all(ids) and ids == sorted(ids) and len(set(ids)) == 4
+    time.sleep(0.002)
+    restarted = Hub(lifecycle=lifecycle())
+    assert EventId.parse(restarted.last_id) > ids[-1]  # type: ignore[operator]
+
+
+def test_a_returning_client_gets_exactly_what_it_missed_then_live_events() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        first = aiter(hub.subscribe("t"))
+        for i in range(3):
+            hub.publish_nowait("t", f"before {i}")
+        seen = await _drain(first)
+        last = _ids(seen)[-1]
+        await first.aclose()
+        for i in range(3):
+            hub.publish_nowait("t", f"missed {i}")
+        back = aiter(hub.subscribe("t").resume(last))
+        hub.publish_nowait("t", "live")
+        data = [d for _, d in _events(await _drain(back))]
+        assert data == ["missed 0", "missed 1", "missed 2", "live"]
+
+    asyncio.run(main())
+
+
+def test_replay_over_several_topics_keeps_publish_order() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        hub.publish_nowait("a", "0")
+        start = hub.last_id
+        for i, topic in enumerate("abcab", start=1):
+            hub.publish_nowait(topic, str(i))
+        back = aiter(hub.subscribe("a", "b").resume(start))
+        assert [d for _, d in _events(await _drain(back))] == ["1", "2", "4", "5"]
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    "last_id,reason",
+    [
+        ("garbage", "not-ours"),
+        ("1-2-3", "not-ours"),
+        ("9" * 500, "not-ours"),
+        ("", "not-ours"),
+        ("1-1", "unknown"),  # another process's epoch: the in-memory history is gone
+        ("{epoch}-999", "unknown"),  # from the future
+        ("{epoch}-1", "too-old"),  # trimmed from a history of 2
+    ],
+)
+def test_an_id_the_history_cannot_serve_gets_a_reset_then_live_events(last_id: str, reason: str) -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle(), history=2)
+        for i in range(5):
+            hub.publish_nowait("t", str(i))
+        epoch = hub.last_id.split("-")[0]
+        back = aiter(hub.subscribe("t").resume(last_id.format(epoch=epoch)))
+        hub.publish_nowait("t", "live")
+        events = _events(await _drain(back))
+        assert events == [
+            ("reset", json.dumps({"reason": reason}, separators=(",", ":"))),
+            ("message", "live"),
+        ]
+
+    asyncio.run(main())
+
+
+def test_history_is_trimmed_by_age() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle(), history_age=0.05)
+        hub.publish_nowait("t", "old")
+        start = hub.last_id
+        hub.publish_nowait("t", "older than the window soon")
+        await asyncio.sleep(0.1)
+        back = aiter(hub.subscribe("t").resume(start))
+        assert [t for t, _ in _events(await _drain(back))] == ["reset"]
+
+    asyncio.run(main())
+
+
+@settings(max_examples=100)
+@given(st.lists(st.sampled_from(["a", "b", "c"]), min_size=1, max_size=40), st.data())
+def test_leaving_and_resuming_anywhere_loses_nothing_and_repeats_nothing(
+    topics: list[str], draw: st.DataObject
+) -> None:
+    """Publish to a, b, c; a client of a+b leaves at one point and comes back at a later one."""
+    leave_at = draw.draw(st.integers(0, len(topics) - 1))
+    back_at = draw.draw(st.integers(leave_at, len(topics)))
+
+    async def main() -> list[str]:
+        hub = Hub(lifecycle=lifecycle(), maxsize=1000)
+        sub = aiter(hub.subscribe("a", "b"))
+        received: list[str] = []
+        last = ""
+        for i, topic in enumerate(topics):
+            if i == leave_at:
+                chunks = await _drain(sub)
+                received += [d for _, d in _events(chunks)]
+                last = _ids(chunks)[-1] if chunks else hub.last_id
+                await sub.aclose()
+            if i == back_at:
+                sub = aiter(hub.subscribe("a", "b").resume(last))
+            hub.publish_nowait(topic, f"{i}:{topic}")
+        if back_at == len(topics):
+            sub = aiter(hub.subscribe("a", "b").resume(last))
+        return received + [d for _, d in _events(await _drain(sub))]
+
+    assert asyncio.run(main()) == [f"{i}:{t}" for i, t in enumerate(topics) if t in "ab"]
+
+
+def test_a_subscription_knows_where_its_client_can_resume_from() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    hub.publish_nowait("t", "a")
+    fresh = aiter(hub.subscribe("t"))
+    assert fresh.position == hub.last_id, "a new client resumes after what was before it"
+    seen = hub.last_id
+    hub.publish_nowait("t", "b")
+    back = aiter(hub.subscribe("t").resume(seen))
+    assert back.position == seen, "a replayed client resumes from its own id until it has the replay"
+    lost = aiter(hub.subscribe("t").resume("junk"))
+    assert lost.position == hub.last_id

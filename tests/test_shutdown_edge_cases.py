@@ -1,0 +1,143 @@
+"""Shutdown when things are not tidy: stuck clients, impatient users, programs and admins.
+
+Real servers in subprocesses; each test asserts what a user would see.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from harness import (
+    FORBIDDEN_LOG_LINES,
+    RunMode,
+    free_port,
+    open_streams,
+    run_modes,
+    running,
+    stuck_client,
+)
+
+pytestmark = pytest.mark.servers
+
+EXIT_BOUND = 10.0
+
+
+async def _let_it_fill() -> None:
+    """Give the firehose time to fill the stuck client's socket and the server's buffers."""
+    await asyncio.sleep(1.5)
+
+
+@pytest.mark.parametrize(
+    "mode_name", ["uvicorn", "serve()", "uvicorn --workers 2", "gunicorn", "hypercorn", "granian"]
+)
+def test_a_client_that_never_reads_cannot_hold_the_process(mode_name: str, tmp_path: Path) -> None:
+    port = free_port()
+    with running(run_modes(port)[mode_name], port, tmp_path / "server.log") as server:
+
+        async def scenario() -> tuple[list, float]:  # type: ignore[type-arg]
+            async with open_streams([server.url + "/stream"] * 10) as (streams, tasks):
+                stuck = stuck_client(port)
+                await _let_it_fill()
+                start = time.monotonic()
+                server.sigint_group()
+                await asyncio.wait_for(asyncio.gather(*tasks), EXIT_BOUND)
+                await asyncio.to_thread(server.wait_exit, EXIT_BOUND)
+                stuck.close()
+                return streams, time.monotonic() - start
+
+        streams, seconds = asyncio.run(scenario())
+        log = server.log
+    assert seconds < EXIT_BOUND, log[-2000:]
+    assert "1 did not take it" in log, log[-2000:]
+    for stream in streams:
+        assert stream.clean_end and stream.names()[-1] == "shutdown", (stream.error, log[-2000:])
+
+
+@pytest.mark.parametrize("mode_name", ["uvicorn", "serve()"])
+def test_a_second_ctrl_c_ends_a_slow_drain_at_once(mode_name: str, tmp_path: Path) -> None:
+    port = free_port()
+    slow = {"SSE_TEST_DRAIN": "60", "SSE_TEST_EXIT": "120"}
+    with running(run_modes(port)[mode_name], port, tmp_path / "server.log", env=slow) as server:
+
+        async def scenario() -> float:
+            async with open_streams([server.url + "/stream"] * 5) as (_, tasks):
+                stuck = stuck_client(port)
+                await _let_it_fill()
+                server.sigint_group()
+                await asyncio.wait_for(asyncio.gather(*tasks), EXIT_BOUND)
+                await asyncio.sleep(1.0)
+                assert server.proc.poll() is None, server.log[-3000:]
+                start = time.monotonic()
+                server.sigint_group()
+                await asyncio.to_thread(server.wait_exit, EXIT_BOUND)
+                stuck.close()
+                return time.monotonic() - start
+
+        seconds = asyncio.run(scenario())
+        log = server.log
+    assert seconds < 5.0, log[-2000:]
+    assert "second SIGINT" in log
+
+
+@pytest.mark.parametrize("thread", [False, True], ids=["main thread", "worker thread + watch()"])
+def test_embedded_uvicorn_should_exit_ends_streams_gracefully(thread: bool, tmp_path: Path) -> None:
+    port = free_port()
+    mode = run_modes(port)["embedded uvicorn"]
+    if thread:
+        mode = RunMode(mode.name, [*mode.argv, "--thread"])
+    with running(mode, port, tmp_path / "server.log") as server:
+
+        async def scenario() -> list:  # type: ignore[type-arg]
+            async with open_streams([server.url + "/stream"] * 10 + [server.url + "/gen"] * 10) as (
+                streams,
+                tasks,
+            ):
+                async with httpx.AsyncClient() as client:
+                    await client.get(server.url + "/exit")
+                await asyncio.wait_for(asyncio.gather(*tasks), EXIT_BOUND)
+                await asyncio.to_thread(server.wait_exit, EXIT_BOUND)
+                return streams
+
+        streams = asyncio.run(scenario())
+        log = server.log
+    for stream in streams:
+        assert stream.clean_end and stream.names()[-1] == "restart", (stream.error, log[-2000:])
+    assert "embedded program: server returned" in log
+    for line in FORBIDDEN_LOG_LINES:
+        assert line not in log
+
+
+def test_an_explicit_call_tells_every_stream_and_new_ones_until_reopened(tmp_path: Path) -> None:
+    port = free_port()
+    with running(run_modes(port)["uvicorn"], port, tmp_path / "server.log") as server:
+
+        async def scenario() -> None:
+            async with open_streams([server.url + "/stream"] * 20) as (streams, tasks):
+                async with httpx.AsyncClient() as client:
+                    report = (await client.post(server.url + "/shutdown", params={"kind": "stop"})).json()
+                await asyncio.wait_for(asyncio.gather(*tasks), EXIT_BOUND)
+            assert report["told"] == 20 and report["took"] == 20
+            assert all(s.clean_end and s.names() == ["shutdown"] for s in streams)
+
+            # Opened during the drain: the farewell at once, in a 200 response (not a 204).
+            async with open_streams([server.url + "/stream"]) as (late, tasks):
+                await asyncio.wait_for(asyncio.gather(*tasks), EXIT_BOUND)
+            assert late[0].status == 200 and late[0].clean_end and late[0].names() == ["shutdown"]
+
+            async with httpx.AsyncClient() as client:
+                await client.post(server.url + "/reopen")
+            async with open_streams([server.url + "/stream"]) as (fresh, tasks):
+                await asyncio.sleep(0.5)
+                assert not tasks[0].done(), "after reopen() a new stream stays open"
+                async with httpx.AsyncClient() as client:
+                    await client.get(server.url + "/publish")
+                await asyncio.sleep(0.3)
+                assert fresh[0].names() == ["message"]
+
+        asyncio.run(scenario())
+        assert server.proc.poll() is None, "an explicit call does not stop the server"
