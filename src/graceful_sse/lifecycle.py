@@ -8,9 +8,9 @@ learns of shutdown from the first of:
 - an explicit ``await lifecycle.shutdown(...)`` from application code.
 
 Then, in logged steps: every open stream is told (``stop`` or ``restart``), producers are
-cancelled, the drain is awaited up to ``drain_timeout``, and, when a signal asked the process to
-end, an exit guard makes sure it is gone ``exit_timeout`` seconds after the first signal,
-whatever the clients do.
+cancelled, the drain is awaited up to ``drain_timeout``, and, when a signal or the server asked
+the process to end, an exit guard makes sure it is gone ``exit_timeout`` seconds later, whatever
+the clients do.
 """
 
 from __future__ import annotations
@@ -489,7 +489,7 @@ class Lifecycle:
         cancelled = self.producers.cancel()
         if cancelled:
             logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
-        if sig is not None:
+        if sig is not None or cause == "server":
             # The process is ending: a full collection over every connection's objects would
             # stall the drain for up to a second at 10,000 streams, and find nothing to free.
             gc.freeze()

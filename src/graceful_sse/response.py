@@ -81,10 +81,12 @@ class EventStream(Response):
         source: Source = self.content if isinstance(self.content, Source) else Pump(self.content)
         stream = _Stream(self, lifecycle, source, send)
         lifecycle.open_stream(stream)
-        outcome: Outcome = "gone"
+        outcome: Outcome | None = None
         try:
             outcome = await stream.respond(scope, receive)
         finally:
+            if outcome is None:  # cancelled or failed: a told stream's client never got the notice
+                outcome = "gone" if stream.kind is None or stream.gone else "missed"
             lifecycle.close_stream(stream, outcome)
             await source.aclose()
         if self.background is not None:
@@ -229,7 +231,9 @@ class _Stream(StreamHandle):
         except TimeoutError:
             return "missed"
         except OSError:
-            return "gone"
+            # The server dropped the connection under the farewell (Hypercorn does at its own
+            # shutdown): the client did not get it, unless it had already left.
+            return "gone" if self.gone else "missed"
         return "took" if took else "missed"
 
     async def _end(self, data: bytes) -> Outcome:
