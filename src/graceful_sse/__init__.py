@@ -10,6 +10,7 @@ def updates():
 
 from .hub import Hub, Subscription
 from .lifecycle import Kind, Lifecycle, ShutdownReport
+from .limits import Limits
 from .response import EventStream
 from .wire import Encoded, Event, encode
 
@@ -20,6 +21,7 @@ __all__ = [
     "Hub",
     "Kind",
     "Lifecycle",
+    "Limits",
     "ShutdownReport",
     "Subscription",
     "encode",

@@ -17,6 +17,7 @@ from typing import Any, TypeVar, overload
 
 from .history import EventId, History, new_epoch
 from .lifecycle import Lifecycle, Lifespan
+from .limits import Authorize, Limits
 from .logs import logger
 from .producers import ProducerFn
 from .sources import Wakeup
@@ -69,6 +70,14 @@ class Subscription:
     @property
     def lifecycle(self) -> Lifecycle:
         return self._hub.lifecycle
+
+    @property
+    def limits(self) -> Limits | None:
+        return self._hub.limits
+
+    @property
+    def authorize(self) -> Authorize | None:
+        return self._hub.authorize
 
     @property
     def pending(self) -> int:
@@ -157,6 +166,8 @@ class Hub:
     ``lifecycle`` is the shutdown lifecycle the hub's streams follow (a default one if not
     given); ``hub.lifespan`` starts and stops it with the app and ``@hub.producer`` registers
     background producers on it.
+    ``limits`` (``graceful_sse.limits.Limits``) caps the streams of its subscriptions (503 with
+    ``Retry-After``); ``authorize(request, topic)`` (sync or async) may refuse a topic (403).
     """
 
     def __init__(
@@ -166,12 +177,16 @@ class Hub:
         maxsize: int = DEFAULT_MAXSIZE,
         history: int = DEFAULT_HISTORY,
         history_age: float | None = DEFAULT_HISTORY_AGE,
+        limits: Limits | None = None,
+        authorize: Authorize | None = None,
     ) -> None:
         if maxsize < 1:
             raise ValueError("maxsize must be at least 1")
         if history < 0:
             raise ValueError("history must be 0 or more events")
         self.lifecycle = lifecycle or Lifecycle()
+        self.limits = limits
+        self.authorize = authorize
         self.maxsize = maxsize
         self.history = history
         self.history_age = history_age

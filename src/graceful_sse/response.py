@@ -4,7 +4,8 @@ It accepts the same generators (sync or async, yielding SSE text such as ``sse_m
 plain text, FT components, bytes or ``Event`` values), or a hub subscription, and adds what a
 long-lived stream needs: ``retry:`` and a first comment at once, a heartbeat comment when idle,
 immediate notice of a client that left, and, when the app shuts down, a farewell written by the
-same response, followed by a clean end of the chunked body.
+same response, followed by a clean end of the chunked body. Before any of that it asks the
+admission rules (``limits``) whether the stream may open at all.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from .lifecycle import Lifecycle, Outcome, StreamHandle
+from .limits import FORBIDDEN, Authorize, Limits, Refusal, Ticket, authorized
+from .logs import logger
 from .sources import Pump, Source
 from .status import DEFAULT_STATUS_ID, status_event
 from .wire import Event, comment, encode
@@ -38,6 +41,12 @@ class EventStream(Response):
     indicator, which the stream updates out of band on opening and in its farewell (``None``:
     no status events). The lifecycle is ``lifecycle`` if given, else the one of a hub
     subscription, else the app's (``Lifecycle.of_app``).
+
+    ``limits`` caps open streams (503 with ``Retry-After`` over a cap); a hub subscription
+    brings its hub's ``limits`` and ``authorize`` (403 for a refused topic). ``send_timeout``
+    (s) ends a stream whose client has not taken a single write for that long (checked with
+    the heartbeat, so within ``max(send_timeout, heartbeat)``). A ``HEAD`` request gets the
+    status a ``GET`` would get, and no stream.
     """
 
     media_type = "text/event-stream"
@@ -53,14 +62,21 @@ class EventStream(Response):
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
         background: BackgroundTask | None = None,
+        limits: Limits | None = None,
+        send_timeout: float | None = None,
     ) -> None:
         if heartbeat is not None and heartbeat <= 0:
             raise ValueError("heartbeat must be a positive number of seconds, or None")
+        if send_timeout is not None and send_timeout <= 0:
+            raise ValueError("send_timeout must be a positive number of seconds, or None")
         self.content = content
         self.heartbeat = heartbeat
         self.retry = retry
         self.status = status
+        self.send_timeout = send_timeout
         self.lifecycle = lifecycle or getattr(content, "lifecycle", None)
+        self.limits: Limits | None = limits or getattr(content, "limits", None)
+        self.authorize: Authorize | None = getattr(content, "authorize", None)
         self.status_code = status_code
         self.background = background
         self._opening = Event(retry=retry, comment="connected").encode()
@@ -75,6 +91,25 @@ class EventStream(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         lifecycle = self.lifecycle or Lifecycle.of_app(scope.get("app"))
+        try:
+            admitted = await self._admit(scope, lifecycle)
+        except BaseException:
+            await self._discard()
+            raise
+        head = scope.get("method") == "HEAD"
+        if isinstance(admitted, Refusal) or head:
+            await self._discard()
+            await (admitted.send(send, head=head) if isinstance(admitted, Refusal) else self._head(send))
+            return
+        try:
+            await self._stream(scope, receive, send, lifecycle)
+        finally:
+            if admitted is not None:
+                admitted.release()
+        if self.background is not None:
+            await self.background()
+
+    async def _stream(self, scope: Scope, receive: Receive, send: Send, lifecycle: Lifecycle) -> None:
         resume = getattr(self.content, "resume", None)
         if callable(resume):
             resume(last_event_id(scope))
@@ -89,8 +124,29 @@ class EventStream(Response):
                 outcome = "gone" if stream.kind is None or stream.gone else "missed"
             lifecycle.close_stream(stream, outcome)
             await source.aclose()
-        if self.background is not None:
-            await self.background()
+
+    async def _admit(self, scope: Scope, lifecycle: Lifecycle) -> Ticket | Refusal | None:
+        """Authorisation first (its answer does not change on retry), then the caps."""
+        topics: tuple[str, ...] = getattr(self.content, "topics", ())
+        if self.authorize is not None and not await authorized(self.authorize, scope, topics):
+            return FORBIDDEN
+        if self.limits is None or lifecycle.draining:
+            return None  # during the drain every stream gets the farewell at once: no cap
+        if scope.get("method") == "HEAD":
+            return self.limits.check(scope)
+        return self.limits.admit(scope)
+
+    async def _head(self, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": b""})
+
+    async def _discard(self) -> None:
+        """Close content that will never be streamed, without starting it."""
+        content = self.content
+        if hasattr(content, "aclose"):  # a Source, or an async generator never started
+            await content.aclose()
+        elif hasattr(content, "close"):
+            content.close()
 
 
 class _Stream(StreamHandle):
@@ -106,8 +162,10 @@ class _Stream(StreamHandle):
         "lifecycle",
         "response",
         "send",
+        "send_started",
         "sending",
         "source",
+        "timed_out",
     )
 
     def __init__(self, response: EventStream, lifecycle: Lifecycle, source: Source, send: Send) -> None:
@@ -118,8 +176,9 @@ class _Stream(StreamHandle):
         self.send = send
         self.gone = False
         self.sending = False
+        self.timed_out = False
         self.heartbeat_due = False
-        self.last_sent = time.monotonic()
+        self.last_sent = self.send_started = time.monotonic()
         self._interrupted = False
         self._task: asyncio.Task[Any] | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -168,6 +227,8 @@ class _Stream(StreamHandle):
             return await self._farewell(b"", named)
         if ended == "gone":
             return "gone"
+        if ended == "cut":
+            return self._cut_off(scope)
         return await self._end(ERROR_EVENT if ended == "failed" else b"")
 
     async def _pump(self, receive: Receive) -> str:
@@ -176,6 +237,8 @@ class _Stream(StreamHandle):
         self._arm_heartbeat()
         try:
             while True:
+                if self.timed_out:
+                    return "cut"
                 if self.kind is not None:
                     return "told"
                 if self.gone:
@@ -200,10 +263,12 @@ class _Stream(StreamHandle):
     async def _write(self, chunk: bytes, *, more: bool = True) -> bool:
         """Send one chunk; False if the lifecycle interrupted a send the client did not take.
 
-        No timer guards a write: the lifecycle interrupts the writes still waiting when a stream
-        is told, and the farewells still waiting when its drain's bound passes.
+        No timer per write: the lifecycle interrupts the writes still waiting when a stream is
+        told, and the farewells still waiting when its drain's bound passes; the stream's one
+        timer interrupts a write older than ``send_timeout``.
         """
         self.sending = True
+        self.send_started = time.monotonic()
         try:
             await self.send({"type": "http.response.body", "body": chunk, "more_body": more})
         except asyncio.CancelledError:
@@ -236,6 +301,22 @@ class _Stream(StreamHandle):
             return "gone" if self.gone else "missed"
         return "took" if took else "missed"
 
+    def _cut_off(self, scope: Scope) -> Outcome:
+        """The client took nothing for ``send_timeout``: end the stream without a goodbye.
+
+        Its last write never completed, so the response cannot end cleanly; returning tells the
+        server to close the connection (uvicorn notes that the response was not completed).
+        """
+        client = scope.get("client") or ("?", 0)
+        logger.warning(
+            "graceful-sse: %s %s from %s took no data for %.1f s; ending its stream",
+            scope.get("method", "GET"),
+            scope.get("path", ""),
+            client[0],
+            self.response.send_timeout,
+        )
+        return "missed" if self.kind is not None else "gone"
+
     async def _end(self, data: bytes) -> Outcome:
         try:
             await self.send({"type": "http.response.body", "body": data, "more_body": False})
@@ -250,15 +331,27 @@ class _Stream(StreamHandle):
         self.gone = True
         self.source.wake()
 
-    # -- heartbeats: one timer per stream, re-armed only when it fires ------------------------------
+    # -- heartbeats and blocked writes: one timer per stream, re-armed only when it fires ----------
 
     def _arm_heartbeat(self, delay: float | None = None) -> None:
-        interval = self.response.heartbeat
+        interval = self.response.heartbeat or self.response.send_timeout
         if interval is not None:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(interval if delay is None else delay, self._heartbeat_fired)
+            self._timer = loop.call_later(interval if delay is None else delay, self._timer_fired)
 
-    def _heartbeat_fired(self) -> None:
+    def _timer_fired(self) -> None:
+        limit = self.response.send_timeout
+        if self.sending and limit is not None:
+            blocked = time.monotonic() - self.send_started
+            if blocked < limit:
+                self._arm_heartbeat(limit - blocked)  # look again when its time is up
+            elif not self._interrupted:
+                self.timed_out = True
+                self._interrupt()
+            return
+        if self.response.heartbeat is None:
+            self._arm_heartbeat()  # only watching for blocked writes
+            return
         self.heartbeat_due = True
         self.source.wake()
 

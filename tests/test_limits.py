@@ -1,0 +1,324 @@
+"""Who may open a stream, in-process: caps (503 + Retry-After), authorisation (403), HEAD probes,
+and clients that stop taking data (send timeout)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from starlette.requests import Request
+
+from graceful_sse import EventStream, Hub, Limits
+
+from asgi import Client, lifecycle, scope
+
+
+def serve_from(
+    response: EventStream, client: Client, address: str = "10.0.0.1", method: str = "GET", **kw: Any
+) -> asyncio.Task[None]:
+    """Serve ``response`` to ``client`` as if it came from ``address``."""
+    request = {**scope(**kw), "client": (address, 40000), "method": method}
+    return asyncio.create_task(response(request, client.receive, client.send))
+
+
+async def opened(*clients: Client) -> None:
+    await asyncio.wait_for(asyncio.gather(*(c.opened.wait() for c in clients)), 2)
+
+
+def hub_with(**kw: Any) -> Hub:
+    return Hub(lifecycle=lifecycle(drain_timeout=0.5), **kw)
+
+
+def test_over_the_total_cap_a_request_gets_503_with_retry_after_and_joins_nothing() -> None:
+    async def main() -> None:
+        hub = hub_with(limits=Limits(max_connections=2, retry_after=7))
+        async with hub.lifecycle.lifespan():
+            a, b, c = Client(), Client(), Client()
+            tasks = [
+                serve_from(EventStream(hub.subscribe("t")), x, f"10.0.0.{i}") for i, x in enumerate((a, b))
+            ]
+            await opened(a, b)
+            refused = hub.subscribe("t")
+            await asyncio.wait_for(serve_from(EventStream(refused), c, "10.0.0.9"), 1)
+            assert c.status == 503 and c.headers["retry-after"] == "7"
+            assert c.headers["content-type"].startswith("text/plain")
+            assert c.body == b"Too many open streams; retry later\n" and c.ended
+            assert hub.connections() == 2 and refused.finished, "the refused subscription never joined"
+            assert hub.limits is not None and hub.limits.refused == 1
+            a.left.set()
+            await tasks[0]
+            again = Client()
+            task = serve_from(EventStream(hub.subscribe("t")), again, "10.0.0.9")
+            await opened(again)
+            assert again.status == 200, "a stream that ended gave its place back"
+            for x in (b, again):
+                x.left.set()
+            await asyncio.gather(tasks[1], task)
+            assert hub.limits.open_streams == 0
+
+    asyncio.run(main())
+
+
+def test_the_per_client_cap_counts_each_address_on_its_own() -> None:
+    async def main() -> None:
+        limits = Limits(max_per_client=2)
+        hub = hub_with(limits=limits)
+        async with hub.lifecycle.lifespan():
+            clients = [Client() for _ in range(3)]
+            tasks = [serve_from(EventStream(hub.subscribe("t")), c, "10.0.0.1") for c in clients[:2]]
+            await opened(*clients[:2])
+            await serve_from(EventStream(hub.subscribe("t")), clients[2], "10.0.0.1")
+            assert clients[2].status == 503 and b"from this client" in clients[2].body
+            other = Client()
+            tasks.append(serve_from(EventStream(hub.subscribe("t")), other, "10.0.0.2"))
+            await opened(other)
+            assert other.status == 200
+            assert (limits.streams_of("10.0.0.1"), limits.streams_of("10.0.0.2")) == (2, 1)
+            for c in (*clients[:2], other):
+                c.left.set()
+            await asyncio.gather(*tasks)
+            assert limits.open_streams == 0 and limits.streams_of("10.0.0.1") == 0
+
+    asyncio.run(main())
+
+
+def test_a_client_key_can_read_a_proxy_header() -> None:
+    def forwarded_for(s: dict[str, Any]) -> str:
+        return dict(s["headers"]).get(b"x-forwarded-for", b"").decode()
+
+    async def main() -> None:
+        limits = Limits(max_per_client=1, client_key=forwarded_for)
+        lc = lifecycle()
+        async with lc.lifespan():
+            a, b, c = Client(), Client(), Client()
+            ta = serve_from(
+                EventStream(_idle(), lifecycle=lc, limits=limits), a, headers={"X-Forwarded-For": "1.1.1.1"}
+            )
+            tb = serve_from(
+                EventStream(_idle(), lifecycle=lc, limits=limits), b, headers={"X-Forwarded-For": "2.2.2.2"}
+            )
+            await opened(a, b)
+            await serve_from(
+                EventStream(_idle(), lifecycle=lc, limits=limits), c, headers={"X-Forwarded-For": "1.1.1.1"}
+            )
+            assert (a.status, b.status, c.status) == (200, 200, 503)
+            a.left.set()
+            b.left.set()
+            await asyncio.gather(ta, tb)
+
+    asyncio.run(main())
+
+
+async def _idle(started: list[str] | None = None) -> AsyncIterator[str]:
+    if started is not None:
+        started.append("started")
+    yield "hello"
+    await asyncio.Event().wait()
+
+
+def test_a_refused_generator_is_never_started() -> None:
+    async def main() -> None:
+        limits, lc, started = Limits(max_connections=1), lifecycle(), []
+        async with lc.lifespan():
+            a, b = Client(), Client()
+            task = serve_from(EventStream(_idle(), lifecycle=lc, limits=limits), a)
+            await opened(a)
+            gen = _idle(started)
+            await serve_from(EventStream(gen, lifecycle=lc, limits=limits), b)
+            assert b.status == 503 and started == [] and lc.open_streams == 1
+            with pytest.raises(StopAsyncIteration):
+                await anext(gen)  # closed, not merely left for the garbage collector
+            a.left.set()
+            await task
+
+    asyncio.run(main())
+
+
+def test_head_answers_with_the_status_a_get_would_get_and_opens_nothing() -> None:
+    async def main() -> None:
+        hub = hub_with(limits=Limits(max_connections=1, retry_after=3))
+        async with hub.lifecycle.lifespan():
+            probe = Client()
+            await asyncio.wait_for(serve_from(EventStream(hub.subscribe("t")), probe, method="HEAD"), 1)
+            assert probe.status == 200 and probe.body == b"" and probe.ended
+            assert probe.headers["content-type"].startswith("text/event-stream")
+            assert hub.connections() == 0 and hub.lifecycle.open_streams == 0
+            holder = Client()
+            task = serve_from(EventStream(hub.subscribe("t")), holder)
+            await opened(holder)
+            full = Client()
+            await asyncio.wait_for(serve_from(EventStream(hub.subscribe("t")), full, method="HEAD"), 1)
+            assert full.status == 503 and full.headers["retry-after"] == "3" and full.body == b""
+            assert hub.limits is not None and hub.limits.refused == 0, "a probe is not a refused stream"
+            holder.left.set()
+            await task
+
+    asyncio.run(main())
+
+
+def test_during_the_drain_a_request_over_the_cap_gets_the_farewell_not_503() -> None:
+    async def main() -> None:
+        hub = hub_with(limits=Limits(max_connections=1))
+        async with hub.lifecycle.lifespan():
+            holder = Client()
+            task = serve_from(EventStream(hub.subscribe("t")), holder)
+            await opened(holder)
+            holder.stuck = True  # keeps the drain open while the late request comes
+            drain = asyncio.create_task(hub.lifecycle.shutdown("stop"))
+            await asyncio.sleep(0.01)
+            late = Client()
+            await asyncio.wait_for(serve_from(EventStream(hub.subscribe("t")), late), 2)
+            assert late.status == 200 and late.parser.events[-1].type == "shutdown"
+            await drain
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("asynchronous", [False, True], ids=["sync hook", "async hook"])
+def test_authorize_refuses_a_topic_with_403_and_the_subscription_never_joins(asynchronous: bool) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def allow(request: Request, topic: str) -> bool:
+        seen.append((request.query_params.get("user", ""), topic))
+        return topic != "admin" or request.query_params.get("user") == "root"
+
+    async def allow_async(request: Request, topic: str) -> bool:
+        await asyncio.sleep(0)
+        return allow(request, topic)
+
+    async def main() -> None:
+        hub = hub_with(authorize=allow_async if asynchronous else allow)
+        async with hub.lifecycle.lifespan():
+            refused, sub = Client(), hub.subscribe("news", "admin")
+            await asyncio.wait_for(serve_from(EventStream(sub), refused, query="user=bob"), 1)
+            assert refused.status == 403 and refused.body == b"Not allowed\n" and refused.ended
+            assert hub.connections() == 0 and sub.finished and hub.lifecycle.open_streams == 0
+            allowed = Client()
+            task = serve_from(EventStream(hub.subscribe("news", "admin")), allowed, query="user=root")
+            await opened(allowed)
+            assert allowed.status == 200 and hub.connections() == 1
+            allowed.left.set()
+            await task
+        assert seen == [("bob", "news"), ("bob", "admin"), ("root", "news"), ("root", "admin")]
+
+    asyncio.run(main())
+
+
+def test_a_failing_authorize_hook_is_the_apps_error_and_leaks_nothing() -> None:
+    def broken(request: Request, topic: str) -> bool:
+        raise RuntimeError("the session store is down")
+
+    async def main() -> None:
+        hub = hub_with(authorize=broken)
+        async with hub.lifecycle.lifespan():
+            sub = hub.subscribe("t")
+            with pytest.raises(RuntimeError, match="session store"):
+                await serve_from(EventStream(sub), Client())
+            assert sub.finished and hub.connections() == 0
+
+    asyncio.run(main())
+
+
+def test_limits_count_per_event_loop() -> None:
+    limits = Limits(max_connections=1)
+
+    async def one_stream() -> int:
+        lc, client = lifecycle(), Client()
+        async with lc.lifespan():
+            task = serve_from(EventStream(_idle(), lifecycle=lc, limits=limits), client)
+            await opened(client)
+            status = client.status
+            client.left.set()
+            await task
+        return status
+
+    assert asyncio.run(one_stream()) == 200
+    assert asyncio.run(one_stream()) == 200
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"max_connections": 0}, {"max_per_client": 0}, {"retry_after": -1}],
+)
+def test_limits_refuse_nonsense(kwargs: dict[str, int]) -> None:
+    with pytest.raises(ValueError):
+        Limits(**kwargs)
+
+
+def test_send_timeout_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="send_timeout"):
+        EventStream(_idle(), send_timeout=0)
+
+
+# -- clients that stop taking data ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("heartbeat", [0.05, None], ids=["with heartbeats", "without heartbeats"])
+def test_a_client_that_stops_reading_is_cut_after_the_send_timeout_and_freed(
+    heartbeat: float | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def main() -> None:
+        limits = Limits(max_connections=1)
+        hub = hub_with(limits=limits)
+        async with hub.lifecycle.lifespan():
+            client = Client()
+            response = EventStream(hub.subscribe("t"), heartbeat=heartbeat, send_timeout=0.2)
+            task = serve_from(response, client)
+            await opened(client)
+            client.stuck = True  # its socket is full from now on
+            start = asyncio.get_running_loop().time()
+            await hub.publish("t", "one write that never completes")
+            await asyncio.wait_for(task, 2)
+            took = asyncio.get_running_loop().time() - start
+            assert 0.15 < took < 1.0, took
+            assert hub.connections() == 0 and hub.lifecycle.open_streams == 0 and limits.open_streams == 0
+            assert not client.ended, "no more bytes for a client that takes none"
+
+    with caplog.at_level(logging.WARNING, logger="graceful_sse"):
+        asyncio.run(main())
+    assert "took no data for 0.2 s" in caplog.text
+
+
+def test_a_slow_client_that_keeps_reading_is_not_cut() -> None:
+    class Slow(Client):
+        async def send(self, message: dict[str, Any]) -> None:
+            await asyncio.sleep(0.05)  # each write takes a while, none takes too long
+            await super().send(message)
+
+    async def main() -> None:
+        hub, client = hub_with(), Slow()
+        async with hub.lifecycle.lifespan():
+            task = serve_from(EventStream(hub.subscribe("t"), heartbeat=0.02, send_timeout=0.15), client)
+            await opened(client)
+            for i in range(10):
+                await hub.publish("t", f"event {i}")
+            await asyncio.sleep(0.8)
+            assert not task.done()
+            assert [e.data for e in client.parser.events if e.type == "message"] == [
+                f"event {i}" for i in range(10)
+            ]
+            client.left.set()
+            await task
+
+    asyncio.run(main())
+
+
+def test_a_stuck_client_under_a_send_timeout_still_cannot_hold_the_drain() -> None:
+    async def main() -> None:
+        hub, client = hub_with(), Client()
+        async with hub.lifecycle.lifespan():
+            task = serve_from(EventStream(hub.subscribe("t"), send_timeout=30.0), client)
+            await opened(client)
+            client.stuck = True
+            await hub.publish("t", "blocked")
+            await asyncio.sleep(0.05)
+            report = await asyncio.wait_for(hub.lifecycle.shutdown("stop"), 1.5)
+            await asyncio.wait_for(task, 1)
+        assert (report.told, report.missed) == (1, 1)
+
+    asyncio.run(main())
