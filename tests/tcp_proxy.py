@@ -16,6 +16,7 @@ class Proxy:
         self.listen_port = listen_port
         self.target_port = target_port
         self.accepted = 0
+        self.refusing = False  # while True, new connections are closed at once (a network outage)
         self._writers: set[asyncio.StreamWriter] = set()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
@@ -33,6 +34,9 @@ class Proxy:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.accepted += 1
+        if self.refusing:
+            writer.close()
+            return
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
         except OSError:

@@ -1,35 +1,63 @@
-"""The broadcast hub: topics, bounded per-subscriber queues, ids and replay, connection counts.
+"""The broadcast hub: topics, bounded per-subscriber queues, ids and replay, presence, metrics.
 
 A publish gives the event an id, encodes it once and appends the same bytes to each
 subscriber's queue without awaiting anything, so a slow or stuck client can never hold up the
-publisher or the others. Each queue is bounded: when a client falls ``maxsize`` events behind,
-the oldest are dropped and the client gets one ``missed`` event (data ``{"count": n}``) before
-the rest, so the page can re-sync. A client that returns with ``Last-Event-ID`` first gets what
-it missed from the topic's history, then live events, with no gap and no duplicate between them.
+publisher or the others. Each queue is bounded, and what happens when a client falls
+``maxsize`` events behind is a policy, per hub, per topic or per subscription:
+
+- ``"drop-oldest"``: the oldest are dropped and the client first gets one ``missed`` event
+  (data ``{"count": n}``), so the page can re-sync;
+- ``"restart"``: the stream ends with restart advice (``retry:`` and a ``restart`` event), so
+  the client comes back with ``Last-Event-ID`` and replays what it missed from the history.
+
+A client that returns with ``Last-Event-ID`` first gets what it missed from the history of its
+topics, then live events, with no gap and no duplicate between them. Where the events travel
+between publishers and subscribers is the backend's business: this process (``memory://``) or
+Redis (``redis://``), chosen by URL.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import json
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, TypeVar, overload
+from typing import Any, Literal, TypeVar, overload
 
-from .history import EventId, History, new_epoch
+from .backends import Backend, Replay, open_backend
+from .history import EventId
 from .lifecycle import Lifecycle, Lifespan
 from .limits import Authorize, Limits
 from .logs import logger
+from .metrics import HubMetrics
 from .producers import ProducerFn
 from .sources import Wakeup
 from .wire import Encoded, Event, encode
 
-__all__ = ["Hub", "Subscription"]
+__all__ = ["Hub", "Overflow", "Subscription", "TopicPolicy"]
 
 F = TypeVar("F", bound=ProducerFn)
+Overflow = Literal["drop-oldest", "restart"]
+Hook = Callable[["Subscription"], Awaitable[None] | None]
 
 DEFAULT_MAXSIZE = 256
 DEFAULT_HISTORY = 1000
 DEFAULT_HISTORY_AGE = 600.0
+OVERFLOWS: tuple[Overflow, ...] = ("drop-oldest", "restart")
+
+
+@dataclass(frozen=True, slots=True)
+class TopicPolicy:
+    """How subscribers of a topic are buffered (``None``: the hub's setting)."""
+
+    maxsize: int | None = None
+    overflow: Overflow | None = None
+
+    def __post_init__(self) -> None:
+        _check_policy(self.maxsize, self.overflow)
 
 
 class Subscription:
@@ -43,26 +71,40 @@ class Subscription:
     __slots__ = (
         "_active",
         "_closed",
+        "_farewell",
+        "_floor",
+        "_held",
         "_hub",
         "_queue",
         "_wakeup",
+        "delivered",
         "dropped",
+        "dropped_total",
         "last_event_id",
         "maxsize",
+        "overflow",
         "position",
         "topics",
     )
 
-    def __init__(self, hub: Hub, topics: tuple[str, ...], maxsize: int) -> None:
+    def __init__(self, hub: Hub, topics: tuple[str, ...], maxsize: int, overflow: Overflow) -> None:
         self._hub = hub
         self.topics = topics
         self.maxsize = maxsize
+        self.overflow: Overflow = overflow
         self.dropped = 0  # dropped since the client last heard of it
+        self.dropped_total = 0
+        self.delivered = 0
         self.last_event_id: str | None = None
         # The id the client can resume from once it has what is queued: the hub's latest when
-        # it joined, or its own Last-Event-ID when that was replayed.
+        # it joined, or its own Last-Event-ID when that is replayed.
         self.position: str | None = None
         self._queue: deque[Encoded] = deque()
+        # While a replay is fetched, live events wait here with their ids, to be merged after it.
+        self._held: list[tuple[EventId | None, Encoded]] | None = None
+        self._farewell: bytes | None = None
+        # Live events up to this id were replayed (or the client had them from another worker).
+        self._floor: EventId | None = None
         self._wakeup = Wakeup()
         self._active = False
         self._closed = False
@@ -85,11 +127,23 @@ class Subscription:
 
     @property
     def finished(self) -> bool:
-        return self._closed and not self._queue
+        return self._closed and not self._queue and self._farewell is None
 
     @property
     def failed(self) -> bool:
         return False
+
+    def stats(self) -> dict[str, Any]:
+        """This stream's buffering: its policy in force, what waits, what it lost."""
+        return {
+            "topics": list(self.topics),
+            "maxsize": self.maxsize,
+            "overflow": self.overflow,
+            "pending": len(self._queue),
+            "delivered": self.delivered,
+            "dropped": self.dropped_total,
+            "position": self.position,
+        }
 
     def resume(self, last_event_id: str | None) -> Subscription:
         """Start after ``last_event_id`` (the client's ``Last-Event-ID``); ``EventStream`` calls it."""
@@ -103,12 +157,19 @@ class Subscription:
             self._active = True
             self._hub._join(self)
 
-    def pop(self) -> Encoded | None:
+    def pop(self) -> bytes | None:
         """The next event, or ``None``; a ``missed`` notice first after dropped ones."""
+        if self._farewell is not None:
+            farewell, self._farewell = self._farewell, None
+            return farewell
         if self.dropped:
             missed, self.dropped = self.dropped, 0
             return encode(Event(event="missed", data={"count": missed}))
-        return self._queue.popleft() if self._queue else None
+        if not self._queue:
+            return None
+        self.delivered += 1
+        self._hub.counters.events_delivered += 1
+        return self._queue.popleft()
 
     async def wait(self) -> None:
         """Until ``pop`` may have something (or ``wake`` was called)."""
@@ -117,31 +178,81 @@ class Subscription:
     def wake(self) -> None:
         self._wakeup.set()
 
-    def put(self, chunk: Encoded) -> None:
-        """Queue one encoded event; never blocks (drops the oldest when full)."""
+    def put(self, chunk: Encoded, event_id: EventId | None = None) -> None:
+        """Queue one encoded event; never blocks (the overflow policy decides when full)."""
+        if self._floor is not None and event_id is not None:
+            if event_id <= self._floor:
+                return
+            self._floor = None
+        if self._held is not None:
+            self._held.append((event_id, chunk))
+            if len(self._held) > self.maxsize:
+                self._overflowed(self._held)
+            return
         if len(self._queue) >= self.maxsize:
-            self._queue.popleft()
-            self.dropped += 1
+            self._overflowed(self._queue)
+            if self._closed:
+                return
         self._queue.append(chunk)
+        self._wakeup.set()
+
+    def _overflowed(self, queue: deque[Encoded] | list[tuple[EventId | None, Encoded]]) -> None:
+        if self.overflow == "restart":
+            self._restart_slow()
+            return
+        del queue[0]
+        self.dropped += 1
+        self.dropped_total += 1
+        self._hub.counters.events_dropped += 1
+
+    def _restart_slow(self) -> None:
+        # The client is too far behind to be worth buffering for: free what waits, leave the
+        # hub, and tell it to come back; its Last-Event-ID replays the rest from the history.
+        self._hub.counters.slow_client_restarts += 1
+        self._farewell = self._hub._slow_farewell()
+        self._queue.clear()
+        self._held = None
+        self.close(keep_farewell=True)
+
+    def _replayed(self, replay: Replay) -> None:
+        """Put the replay before the live events held meanwhile, dropping those it already holds."""
+        held, self._held = self._held or [], None
+        if self._closed:
+            return
+        newest = EventId.parse(self.last_event_id or "")
+        if isinstance(replay, str):
+            newest = None  # an id we cannot place says nothing about what the client holds
+            self._queue.append(self._hub._reset(self.last_event_id or "", replay))
+        else:
+            self._hub.counters.replays += 1
+            for replayed_id, replayed in replay:
+                self._queue.append(replayed)
+                newest = replayed_id
+        # The replay may exceed maxsize (it is bounded by the history): the bound applies to
+        # what comes after it.
+        for event_id, chunk in held:
+            if newest is None or event_id is None or event_id > newest:
+                self._queue.append(chunk)
+        self._floor = newest
         self._wakeup.set()
 
     def __aiter__(self) -> Subscription:
         self.open()
         return self
 
-    async def __anext__(self) -> Encoded:
+    async def __anext__(self) -> bytes:
         while True:
             chunk = self.pop()
             if chunk is not None:
                 return chunk
-            if self._closed:
+            if self.finished:
                 raise StopAsyncIteration
             await self.wait()
 
     async def aclose(self) -> None:
         self.close()
 
-    def close(self) -> None:
+    def close(self, *, keep_farewell: bool = False) -> None:
         """Leave the hub; a waiting iteration ends."""
         if self._closed:
             return
@@ -149,6 +260,9 @@ class Subscription:
         if self._active:
             self._hub._leave(self)
         self._queue.clear()
+        self._held = None
+        if not keep_farewell:
+            self._farewell = None
         self._wakeup.set()
 
     async def __aenter__(self) -> Subscription:
@@ -161,50 +275,95 @@ class Subscription:
 
 
 class Hub:
-    """Publish/subscribe by topic, in this process.
+    """Publish/subscribe by topic.
 
+    ``url`` chooses the backend: ``memory://`` (default; this process only) or ``redis://...``
+    (every worker and host; needs ``graceful-sse[redis]``); ``None`` reads ``$SSE_BROKER_URL``.
     ``lifecycle`` is the shutdown lifecycle the hub's streams follow (a default one if not
-    given); ``hub.lifespan`` starts and stops it with the app and ``@hub.producer`` registers
-    background producers on it.
+    given); ``hub.lifespan`` starts and stops it and the backend with the app, and
+    ``@hub.producer`` registers background producers on it. ``maxsize`` and ``overflow`` are the
+    default buffering of each subscriber, ``topics`` overrides them per topic, and
+    ``subscribe(..., maxsize=, overflow=)`` per subscription.
     ``limits`` (``graceful_sse.limits.Limits``) caps the streams of its subscriptions (503 with
     ``Retry-After``); ``authorize(request, topic)`` (sync or async) may refuse a topic (403).
     """
 
     def __init__(
         self,
+        url: str | None = None,
         *,
         lifecycle: Lifecycle | None = None,
         maxsize: int = DEFAULT_MAXSIZE,
+        overflow: Overflow = "drop-oldest",
         history: int = DEFAULT_HISTORY,
         history_age: float | None = DEFAULT_HISTORY_AGE,
+        topics: Mapping[str, TopicPolicy] | None = None,
         limits: Limits | None = None,
         authorize: Authorize | None = None,
     ) -> None:
-        if maxsize < 1:
-            raise ValueError("maxsize must be at least 1")
+        _check_policy(maxsize, overflow)
         if history < 0:
             raise ValueError("history must be 0 or more events")
         self.lifecycle = lifecycle or Lifecycle()
         self.limits = limits
         self.authorize = authorize
         self.maxsize = maxsize
+        self.overflow: Overflow = overflow
         self.history = history
         self.history_age = history_age
+        self.policies: dict[str, TopicPolicy] = dict(topics or {})
+        self.counters = HubMetrics()
+        self.backend: Backend = open_backend(url, history=history, history_age=history_age)
+        bind = getattr(self.backend, "bind", None)
+        if bind is not None:
+            bind(self._deliver)  # in-process: delivering needs no start
+        watch = getattr(self.backend, "watch_topics", None)
+        if watch is not None:
+            watch(lambda: tuple(self._topics), self._local_counts)
         self._topics: dict[str, set[Subscription]] = {}
-        self._histories: dict[str, History] = {}
-        self._epoch = new_epoch()
-        self._seq = 0
         self._total = 0
+        self._connect_hooks: list[Hook] = []
+        self._disconnect_hooks: list[Hook] = []
+        self._hook_tasks: set[asyncio.Future[Any]] = set()
+        self._start: asyncio.Task[None] | None = None
 
     # -- app wiring ----------------------------------------------------------------------------
 
     def lifespan(self, app: Any = None) -> Lifespan:
-        """``fast_app(lifespan=hub.lifespan)``: start and stop the hub's lifecycle with the app."""
+        """``fast_app(lifespan=hub.lifespan)``: start and stop the lifecycle and backend with the app."""
         return Lifespan(self._lifespan(app))
 
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:
         async with self.lifecycle.lifespan(app):
-            yield
+            await self.start()
+            try:
+                yield
+            finally:
+                await self.stop()
+
+    async def start(self) -> None:
+        """Connect the backend (the lifespan does it; publishing and subscribing do it lazily)."""
+        await asyncio.shield(self._starting(asyncio.get_running_loop()))
+
+    async def stop(self) -> None:
+        """Disconnect the backend; open subscriptions stay open until their streams end."""
+        if self._start is not None:
+            self._start = None
+            await self.backend.stop()
+
+    def _starting(self, loop: asyncio.AbstractEventLoop) -> asyncio.Task[None]:
+        # One start per event loop: a backend's connections belong to the loop that made them.
+        start = self._start
+        if start is None or start.get_loop() is not loop:
+            start = self._start = loop.create_task(self.backend.start(self._deliver, self._gap))
+        return start
+
+    def _ensure_started(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return  # a sync caller outside the loop: the first async use starts it
+        self._starting(loop)
 
     @overload
     def producer(self, fn: F) -> F: ...
@@ -217,67 +376,157 @@ class Hub:
             return self.lifecycle.producer(fn)
         return self.lifecycle.producer(every=every, name=name)
 
+    def on_connect(self, hook: Hook) -> Hook:
+        """``@hub.on_connect``: called with each subscription as it joins (sync or async)."""
+        self._connect_hooks.append(hook)
+        return hook
+
+    def on_disconnect(self, hook: Hook) -> Hook:
+        """``@hub.on_disconnect``: called with each subscription as it leaves (sync or async)."""
+        self._disconnect_hooks.append(hook)
+        return hook
+
     # -- pub/sub -------------------------------------------------------------------------------
 
-    def subscribe(self, *topics: str, maxsize: int | None = None) -> Subscription:
-        """A subscription to ``topics``; pass it to ``EventStream``."""
+    def subscribe(
+        self, *topics: str, maxsize: int | None = None, overflow: Overflow | None = None
+    ) -> Subscription:
+        """A subscription to ``topics``; pass it to ``EventStream``.
+
+        Its buffering: ``maxsize`` and ``overflow`` if given, else those of the first of its
+        topics that has a policy, else the hub's.
+        """
         if not topics:
             raise ValueError("subscribe to at least one topic")
         for topic in topics:
             _check_topic(topic)
-        return Subscription(self, tuple(dict.fromkeys(topics)), maxsize or self.maxsize)
+        _check_policy(maxsize, overflow)
+        policy = next((self.policies[t] for t in topics if t in self.policies), TopicPolicy())
+        return Subscription(
+            self,
+            tuple(dict.fromkeys(topics)),
+            maxsize or policy.maxsize or self.maxsize,
+            overflow or policy.overflow or self.overflow,
+        )
 
-    async def publish(self, topic: str, data: Any = None, *, event: str | None = None) -> int:
-        """Send one event to every subscriber of ``topic``; returns how many it was queued for.
+    async def publish(self, topic: str, data: Any = None, *, event: str | None = None) -> str:
+        """Send one event to every subscriber of ``topic``; returns the id it was given.
 
         ``data`` may also be an ``Event`` (for its name, retry or comment); the hub gives every
-        event its id.
+        event its id. With Redis, raises ``BackendUnavailable`` when Redis cannot be reached.
         """
-        return self.publish_nowait(topic, data, event=event)
-
-    def publish_nowait(self, topic: str, data: Any = None, *, event: str | None = None) -> int:
-        """``publish`` for synchronous code on the event loop's thread."""
         _check_topic(topic)
-        event_id = EventId(self._epoch, self._seq + 1)
-        chunk = encode(_with_id(data, event, str(event_id)))
-        self._seq += 1
-        if self.history:
-            history = self._histories.get(topic)
-            if history is None:
-                history = self._histories[topic] = History(self.history, self.history_age)
-            history.append(event_id, chunk)
-        subscribers = self._topics.get(topic)
-        if not subscribers:
-            return 0
-        for sub in subscribers:
-            sub.put(chunk)
-        return len(subscribers)
+        outgoing = _without_id(data, event)
+        await self.start()
+        try:
+            event_id = await self.backend.publish(topic, outgoing)
+        except ConnectionError:
+            self.counters.publish_failures += 1
+            raise
+        self.counters.events_published += 1
+        return str(event_id)
+
+    def publish_nowait(self, topic: str, data: Any = None, *, event: str | None = None) -> str | None:
+        """``publish`` for synchronous code on the event loop's thread.
+
+        In memory it is delivered before this returns (the id is returned); with Redis it is
+        queued in order behind earlier ones (``None``) and raises ``BackendUnavailable`` when
+        that queue is full.
+        """
+        _check_topic(topic)
+        outgoing = _without_id(data, event)
+        self._ensure_started()
+        event_id = self.backend.publish_nowait(topic, outgoing)
+        self.counters.events_published += 1
+        return None if event_id is None else str(event_id)
 
     @property
     def last_id(self) -> str:
-        """The id of the latest event published here."""
-        return str(EventId(self._epoch, self._seq))
+        """The id of the latest event this process has seen."""
+        return str(self.backend.last_id())
 
     def connections(self, topic: str | None = None) -> int:
-        """Open subscriptions, to ``topic`` or in total."""
+        """Open subscriptions in this process, to ``topic`` or in total."""
         if topic is None:
             return self._total
         return len(self._topics.get(topic, ()))
 
+    async def presence(self) -> dict[str, Any]:
+        """Open subscriptions in the whole deployment (every worker sharing the backend):
+        ``{"total": n, "topics": {topic: n}}``."""
+        await self.start()
+        counts = await self.backend.presence(self._local_counts())
+        total = counts.pop("*", 0)
+        return {"total": total, "topics": counts}
+
+    def streams(self) -> list[dict[str, Any]]:
+        """Each open subscription's ``stats()`` in this process."""
+        seen: dict[int, Subscription] = {}
+        for subs in self._topics.values():
+            for sub in subs:
+                seen[id(sub)] = sub
+        return [sub.stats() for sub in seen.values()]
+
+    def metrics(self) -> dict[str, Any]:
+        """Counters for this process (see ``graceful_sse.metrics``), as a plain dict."""
+        values: dict[str, Any] = self.counters.as_dict()
+        values["connections"] = self._total
+        values["topics"] = {topic: len(subs) for topic, subs in self._topics.items()}
+        values["backend"] = self.backend.url.split(":", 1)[0]
+        values["shutdowns"] = self.lifecycle.shutdowns
+        values["shutdown_seconds_last"] = self.lifecycle.last_shutdown_seconds
+        return values
+
+    # -- the subscribers' side -----------------------------------------------------------------
+
+    def _deliver(self, topic: str, event_id: EventId, chunk: Encoded) -> None:
+        subscribers = self._topics.get(topic)
+        if subscribers:
+            for sub in subscribers:
+                sub.put(chunk, event_id)
+
+    def _gap(self, topics: Iterable[str], reason: str) -> None:
+        """The backend lost events it cannot replay: tell the subscribers of ``topics``."""
+        chunk = encode(Event(event="reset", data={"reason": reason}))
+        for topic in topics:
+            for sub in self._topics.get(topic, ()):
+                sub.put(chunk)
+
     def _join(self, sub: Subscription) -> None:
-        # Replay and registration happen with no await between them: nothing published in
-        # between can be missed or delivered twice.
-        sub.position = self.last_id
-        if sub.last_event_id is not None:
-            replay = self._replay(sub.topics, sub.last_event_id)
-            if isinstance(replay, str):
-                sub._queue.append(_reset(sub.last_event_id, replay))
-            else:
-                sub._queue.extend(replay)
-                sub.position = sub.last_event_id
+        # Registration and the position are taken with no await in between; a replay that has
+        # to be fetched holds the live events meanwhile and is merged by id.
+        self._ensure_started()
+        sub.position = str(self.backend.last_id())
         for topic in sub.topics:
             self._topics.setdefault(topic, set()).add(sub)
         self._total += 1
+        self.counters.connections_opened += 1
+        if sub.last_event_id is not None:
+            self._resume(sub, sub.last_event_id)
+        self._run_hooks(self._connect_hooks, sub)
+
+    def _resume(self, sub: Subscription, last_event_id: str) -> None:
+        last = EventId.parse(last_event_id)
+        if last is None:
+            sub._held = []
+            sub._replayed("not-ours")
+            return
+        sub.position = last_event_id
+        sub._held = []
+        replay = self.backend.replay_now(sub.topics, last)
+        if replay is not None:
+            sub._replayed(replay)
+            return
+        task = asyncio.get_running_loop().create_task(self._fetch_replay(sub, last))
+        self._hook_tasks.add(task)
+        task.add_done_callback(self._hook_tasks.discard)
+
+    async def _fetch_replay(self, sub: Subscription, last: EventId) -> None:
+        try:
+            replay = await self.backend.replay(sub.topics, last)
+        except ConnectionError:
+            replay = "unavailable"
+        sub._replayed(replay)
 
     def _leave(self, sub: Subscription) -> None:
         for topic in sub.topics:
@@ -287,45 +536,62 @@ class Hub:
                 if not subs:
                     del self._topics[topic]
         self._total -= 1
+        self.counters.connections_closed += 1
+        self._run_hooks(self._disconnect_hooks, sub)
 
-    def _replay(self, topics: tuple[str, ...], last_event_id: str) -> list[Encoded] | str:
-        """What the client missed after ``last_event_id``, or why that cannot be told."""
-        last = EventId.parse(last_event_id)
-        if last is None:
-            return "not-ours"
-        if last.epoch != self._epoch or last.seq > self._seq:
-            return "unknown"  # another process's id (a memory history dies with it), or made up
-        if not self.history and last.seq < self._seq:
-            return "no-history"
-        missed: list[tuple[EventId, Encoded]] = []
-        for topic in topics:
-            history = self._histories.get(topic)
-            if history is None:
-                continue  # nothing was ever published to this topic
-            since = history.since(last)
-            if since is None:
-                return "too-old"
-            missed.extend(since)
-        missed.sort(key=lambda pair: pair[0])
-        return [chunk for _, chunk in missed]
+    def _local_counts(self) -> dict[str, int]:
+        counts = {topic: len(subs) for topic, subs in self._topics.items()}
+        counts["*"] = self._total
+        return counts
+
+    def _run_hooks(self, hooks: list[Hook], sub: Subscription) -> None:
+        for hook in hooks:
+            try:
+                result = hook(sub)
+            except Exception:
+                logger.exception("graceful-sse: hook %r failed", hook)
+                continue
+            if inspect.isawaitable(result):
+                task = asyncio.ensure_future(result)
+                self._hook_tasks.add(task)
+                task.add_done_callback(self._hook_done)
+
+    def _hook_done(self, task: asyncio.Future[Any]) -> None:
+        self._hook_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("graceful-sse: hook failed", exc_info=task.exception())
+
+    def _reset(self, last_event_id: str, reason: str) -> Encoded:
+        self.counters.resets += 1
+        shown = last_event_id if len(last_event_id) <= 40 else last_event_id[:40] + "…"
+        logger.info("graceful-sse: cannot replay after Last-Event-ID %r (%s); sending reset", shown, reason)
+        return encode(Event(event="reset", data={"reason": reason}))
+
+    def _slow_farewell(self) -> bytes:
+        lo, hi = self.lifecycle.restart_window
+        delay = round(self.lifecycle._rng.uniform(lo, hi) * 1000)
+        body = {"reason": "slow", "message": "You fell behind; reconnecting to catch up."}
+        data = json.dumps(body, separators=(",", ":"))
+        return f"retry: {delay}\nevent: restart\ndata: {data}\n\n".encode()
 
 
-def _with_id(data: Any, event: str | None, event_id: str) -> Event:
+def _without_id(data: Any, event: str | None) -> Event:
     if isinstance(data, Event):
         if event is not None:
             raise TypeError("pass event= inside the Event, not next to it")
         if data.id is not None:
             raise ValueError("the hub gives every event its id: publish an Event without id=")
-        return Event(data=data.data, event=data.event, id=event_id, retry=data.retry, comment=data.comment)
-    return Event(data=data, event=event, id=event_id)
-
-
-def _reset(last_event_id: str, reason: str) -> Encoded:
-    shown = last_event_id if len(last_event_id) <= 40 else last_event_id[:40] + "…"
-    logger.info("graceful-sse: cannot replay after Last-Event-ID %r (%s); sending reset", shown, reason)
-    return encode(Event(event="reset", data={"reason": reason}))
+        return data
+    return Event(data=data, event=event)
 
 
 def _check_topic(topic: str) -> None:
     if not isinstance(topic, str) or not topic:
         raise ValueError(f"a topic is a non-empty str, not {topic!r}")
+
+
+def _check_policy(maxsize: int | None, overflow: str | None) -> None:
+    if maxsize is not None and maxsize < 1:
+        raise ValueError("maxsize must be at least 1")
+    if overflow is not None and overflow not in OVERFLOWS:
+        raise ValueError(f"overflow must be one of {', '.join(OVERFLOWS)}, not {overflow!r}")

@@ -195,6 +195,8 @@ class Lifecycle:
         self.farewell_extra = farewell_extra
         self.producers = Producers()
         self._rng = random.Random()
+        self.shutdowns = 0  # drains run, for metrics
+        self.last_shutdown_seconds = 0.0
         self._watched: list[Any] = []
         self._stop_farewells: dict[tuple[str | None, bool], bytes] = {}
         self._run: _Run | None = None
@@ -528,6 +530,8 @@ class Lifecycle:
             late=run.late,
             seconds=time.monotonic() - run.started_at,
         )
+        self.shutdowns += 1
+        self.last_shutdown_seconds = run.report.seconds
         logger.info(
             "graceful-sse: drain took %.3f s: %d of %d stream(s) took the notice, %d had gone, "
             "%d did not take it; %d opened during the drain",

@@ -1,0 +1,73 @@
+"""Where a hub's events go between publishers and subscribers, chosen by URL.
+
+``memory://`` (the default) keeps ids and history in this process. ``redis://``, ``rediss://``
+and ``unix://`` share them through Redis, so every worker and host reaches every subscriber and
+a client can replay after a restart. A backend gives each event its id, keeps the history,
+delivers events to the hub with ``deliver(topic, id, chunk)`` in id order, and answers replays;
+the hub does the fan-out to its own subscribers.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from ..history import EventId
+from ..wire import Encoded, Event
+
+__all__ = ["ENV_URL", "Backend", "BackendUnavailable", "Deliver", "Replay", "Reset", "open_backend"]
+
+ENV_URL = "SSE_BROKER_URL"
+
+Deliver = Callable[[str, EventId, Encoded], None]
+Reset = Callable[[Iterable[str], str], None]
+# What a client missed after its Last-Event-ID, in order, or why that cannot be told.
+Replay = list[tuple[EventId, Encoded]] | str
+
+
+class BackendUnavailable(ConnectionError):
+    """The backend (Redis) cannot be reached: the event was not published."""
+
+
+class Backend(Protocol):
+    url: str
+
+    async def start(self, deliver: Deliver, reset: Reset) -> None: ...
+    async def stop(self) -> None: ...
+    def last_id(self) -> EventId: ...
+    async def publish(self, topic: str, event: Event) -> EventId: ...
+    def publish_nowait(self, topic: str, event: Event) -> EventId | None: ...
+    def replay_now(self, topics: tuple[str, ...], last: EventId) -> Replay | None: ...
+    async def replay(self, topics: tuple[str, ...], last: EventId) -> Replay: ...
+    async def presence(self, local: dict[str, int]) -> dict[str, int]: ...
+
+
+def open_backend(url: str | None, *, history: int, history_age: float | None) -> Backend:
+    """The backend ``url`` names (``None``: ``$SSE_BROKER_URL``, else ``memory://``)."""
+    url = url or os.environ.get(ENV_URL) or "memory://"
+    scheme = urlsplit(url).scheme
+    if scheme == "memory":
+        from .memory import MemoryBackend
+
+        return MemoryBackend(url, history=history, history_age=history_age)
+    if scheme in ("redis", "rediss", "unix"):
+        try:
+            from .redis import RedisBackend
+        except ImportError as exc:  # redis-py is the optional extra
+            raise ImportError(
+                f"the broker URL {_shown(url)} needs redis-py: pip install 'graceful-sse[redis]'"
+            ) from exc
+        backend: Backend = RedisBackend(url, history=history, history_age=history_age)
+        return backend
+    raise ValueError(f"unknown broker URL {_shown(url)}: use memory://, redis://, rediss:// or unix://")
+
+
+def _shown(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return parts._replace(netloc=netloc).geturl()
+    return url

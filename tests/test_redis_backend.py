@@ -1,0 +1,267 @@
+"""The Redis backend against a real redis-server: every hub sharing it is one more worker."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+from graceful_sse import Hub
+from graceful_sse.backends import BackendUnavailable, open_backend
+
+from asgi import lifecycle
+from harness import free_port
+from redis_server import RedisServer
+from sse_parser import ParsedEvent, parse
+from tcp_proxy import Proxy
+
+pytestmark = pytest.mark.redis
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def url(redis: RedisServer) -> str:
+    """A key prefix of its own per test: tests share the server, never their keys."""
+    return f"{redis.url}?prefix=t{uuid.uuid4().hex[:8]}"
+
+
+@asynccontextmanager
+async def worker(url: str, **kwargs: object) -> AsyncIterator[Hub]:
+    """One hub on the shared backend: what each worker process of an app holds."""
+    hub = Hub(url, lifecycle=lifecycle(), **kwargs)  # type: ignore[arg-type]
+    await hub.start()
+    try:
+        yield hub
+    finally:
+        await hub.stop()
+
+
+async def take(sub: object, count: int, within: float = 5.0) -> list[ParsedEvent]:
+    """The next ``count`` events of a subscription (fails if they do not come in time)."""
+    text = ""
+    async with asyncio.timeout(within):
+        while len(parse(text).events) < count:
+            text += (await sub.__anext__()).decode()  # type: ignore[attr-defined]
+    return parse(text).events
+
+
+async def quiet(sub: object, wait: float = 0.3) -> list[ParsedEvent]:
+    """Whatever else arrives within ``wait`` seconds (to check nothing more came)."""
+    text = ""
+    try:
+        async with asyncio.timeout(wait):
+            while True:
+                text += (await sub.__anext__()).decode()  # type: ignore[attr-defined]
+    except TimeoutError:
+        pass
+    return parse(text).events
+
+
+def test_a_publish_on_one_worker_reaches_subscribers_on_every_worker_in_order(url: str) -> None:
+    async def main() -> None:
+        async with worker(url) as a, worker(url) as b:
+            on_a, on_b = aiter(a.subscribe("news")), aiter(b.subscribe("news", "chat"))
+            ids = [await a.publish("news", f"n{i}") for i in range(5)] + [await b.publish("chat", "c")]
+            got_a, got_b = await take(on_a, 5), await take(on_b, 6)
+            assert [e.data for e in got_a] == [f"n{i}" for i in range(5)]
+            assert [e.data for e in got_b] == [*(f"n{i}" for i in range(5)), "c"]
+            assert [e.last_event_id for e in got_b] == ids  # the same ids on every worker
+            assert await quiet(on_a) == []
+
+    asyncio.run(main())
+
+
+def test_last_event_id_on_another_worker_replays_exactly_what_was_missed(url: str) -> None:
+    async def main() -> None:
+        async with worker(url) as a, worker(url) as b:
+            first = aiter(a.subscribe("t"))
+            await a.publish("t", "seen")
+            last = (await take(first, 1))[-1].last_event_id
+            await first.aclose()
+            for i in range(3):
+                await a.publish("t", f"missed {i}")
+                await a.publish("other", "not for it")
+            back = aiter(b.subscribe("t").resume(last))
+            await b.publish("t", "live")
+            events = await take(back, 4)
+            assert [e.data for e in events] == ["missed 0", "missed 1", "missed 2", "live"]
+            assert await quiet(back) == []
+
+    asyncio.run(main())
+
+
+def test_replay_and_live_events_meet_with_no_gap_and_no_duplicate(url: str) -> None:
+    async def main() -> None:
+        async with worker(url) as a, worker(url) as b:
+            start = await a.publish("t", "0")
+            for round_ in range(5):
+                publishing = asyncio.ensure_future(_publish_many(a, "t", round_, 30))
+                await asyncio.sleep(0.002 * round_)
+                back = aiter(b.subscribe("t").resume(start))  # resumes while events keep coming
+                await publishing
+                events = await take(back, 30 * (round_ + 1))
+                datas = [e.data for e in events]
+                assert len(datas) == len(set(datas)), "a duplicate"
+                assert [int(d.split()[1]) for d in datas if d.startswith(f"r{round_} ")] == list(range(30))
+                await back.aclose()
+
+    asyncio.run(main())
+
+
+async def _publish_many(hub: Hub, topic: str, round_: int, count: int) -> None:
+    for i in range(count):
+        await hub.publish(topic, f"r{round_} {i}")
+
+
+def test_a_new_process_replays_what_the_old_one_published(url: str) -> None:
+    async def main() -> None:
+        async with worker(url) as old:
+            sub = aiter(old.subscribe("t"))
+            await old.publish("t", "before the restart")
+            last = (await take(sub, 1))[-1].last_event_id
+            await old.publish("t", "during the restart")
+        async with worker(url) as new:
+            await new.publish("t", "after the restart")
+            back = aiter(new.subscribe("t").resume(last))
+            events = await take(back, 2)
+            assert [e.data for e in events] == ["during the restart", "after the restart"]
+
+    asyncio.run(main())
+
+
+def test_a_worker_cut_off_from_redis_catches_up_when_it_returns(redis: RedisServer) -> None:
+    async def main() -> None:
+        prefix = f"cut{uuid.uuid4().hex[:6]}"
+        proxy = Proxy(free_port(), redis.port)
+        try:
+            async with (
+                worker(f"{redis.url}?prefix={prefix}") as a,
+                worker(f"redis://127.0.0.1:{proxy.listen_port}/0?prefix={prefix}") as b,
+            ):
+                sub = aiter(b.subscribe("t"))
+                await a.publish("t", "before")
+                assert [e.data for e in await take(sub, 1)] == ["before"]
+                proxy.refusing = True
+                proxy.cut()
+                with pytest.raises(BackendUnavailable):
+                    for _ in range(50):  # until b notices the cut
+                        await b.publish("t", "from the cut-off worker")
+                        await asyncio.sleep(0.05)
+                for i in range(5):
+                    await a.publish("t", f"while cut {i}")
+                proxy.refusing = False
+                events = await take(sub, 5, within=15)
+                assert [e.data for e in events] == [f"while cut {i}" for i in range(5)]
+                await b.publish("t", "after")  # publishing recovers
+                assert [e.data for e in await take(sub, 1)] == ["after"]
+        finally:
+            proxy.close()
+
+    asyncio.run(main())
+
+
+def test_events_lost_beyond_the_history_send_a_reset_then_live_ones(redis: RedisServer) -> None:
+    async def main() -> None:
+        prefix = f"lost{uuid.uuid4().hex[:6]}"
+        proxy = Proxy(free_port(), redis.port)
+        try:
+            async with (
+                worker(f"{redis.url}?prefix={prefix}", history=3) as a,
+                worker(f"redis://127.0.0.1:{proxy.listen_port}/0?prefix={prefix}", history=3) as b,
+            ):
+                sub = aiter(b.subscribe("t"))
+                proxy.refusing = True
+                proxy.cut()
+                await asyncio.sleep(0.3)
+                for i in range(10):
+                    await a.publish("t", f"gone {i}")
+                proxy.refusing = False
+                events = await take(sub, 1, within=15)
+                assert events[0].type == "reset"
+                await a.publish("t", "live")
+                assert [e.data for e in await take(sub, 1)] == ["live"]
+        finally:
+            proxy.close()
+
+    asyncio.run(main())
+
+
+def test_redis_killed_and_started_again_streams_survive_and_publishing_recovers(tmp_path: Path) -> None:
+    async def main() -> None:
+        server = RedisServer(tmp_path)
+        try:
+            async with worker(server.url) as hub:
+                sub = aiter(hub.subscribe("t"))
+                await hub.publish("t", "before")
+                await take(sub, 1)
+                server.kill()
+                with pytest.raises(BackendUnavailable):
+                    await hub.publish("t", "while down")
+                assert hub.metrics()["publish_failures"] == 1
+                server.start()
+                for _ in range(100):  # the reader reconnects with backoff
+                    try:
+                        await hub.publish("t", "back")
+                        break
+                    except BackendUnavailable:
+                        await asyncio.sleep(0.1)
+                events = await take(sub, 1, within=15)
+                assert [e.data for e in events] == ["back"]
+                assert not sub.finished  # the stream survived the outage
+        finally:
+            server.kill()
+
+    asyncio.run(main())
+
+
+def test_presence_counts_every_workers_connections(url: str) -> None:
+    async def main() -> None:
+        async with worker(url) as a, worker(url) as b:
+            subs = [aiter(a.subscribe("x")), aiter(a.subscribe("x", "y")), aiter(b.subscribe("y"))]
+            for _ in range(50):  # presence is written every 2 s
+                seen = await a.presence()
+                if seen["total"] == 3:
+                    break
+                await asyncio.sleep(0.1)
+            assert seen == {"total": 3, "topics": {"x": 2, "y": 2}}
+            for sub in subs:
+                await sub.aclose()
+
+    asyncio.run(main())
+
+
+def test_publish_nowait_keeps_order(url: str) -> None:
+    async def main() -> None:
+        async with worker(url) as a:
+            sub = aiter(a.subscribe("t"))
+            for i in range(20):
+                assert a.publish_nowait("t", str(i)) is None
+            assert [e.data for e in await take(sub, 20)] == [str(i) for i in range(20)]
+
+    asyncio.run(main())
+
+
+def test_the_backend_is_chosen_by_url_and_redis_is_imported_only_when_used(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Hub(lifecycle=lifecycle()).backend.url == "memory://"
+    monkeypatch.setenv("SSE_BROKER_URL", "redis://127.0.0.1:1/0")
+    assert Hub(lifecycle=lifecycle()).backend.url.startswith("redis://")
+    with pytest.raises(ValueError, match="unknown broker URL kafka://u:\\*\\*\\*@h"):
+        open_backend("kafka://u:secret@h", history=1, history_age=None)
+    monkeypatch.delitem(sys.modules, "graceful_sse.backends.redis", raising=False)
+    monkeypatch.setitem(sys.modules, "redis", None)
+    monkeypatch.setitem(sys.modules, "redis.asyncio", None)
+    with pytest.raises(ImportError, match=r"pip install 'graceful-sse\[redis\]'"):
+        open_backend("redis://localhost", history=1, history_age=None)
