@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graceful_sse import Event, Hub
+from graceful_sse import Event, Hub, Subscription, TopicPolicy
 from graceful_sse.history import EventId
 
 from asgi import lifecycle
@@ -300,3 +300,97 @@ def test_a_subscription_knows_where_its_client_can_resume_from() -> None:
     assert back.position == seen, "a replayed client resumes from its own id until it has the replay"
     lost = aiter(hub.subscribe("t").resume("junk"))
     assert lost.position == hub.last_id
+
+
+def test_the_restart_policy_ends_a_slow_subscriber_with_restart_advice_and_frees_its_queue() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle(restart_window=(2, 3)), maxsize=3, overflow="restart")
+        slow, fast = aiter(hub.subscribe("t")), aiter(hub.subscribe("t", maxsize=100, overflow="drop-oldest"))
+        for i in range(5):
+            await hub.publish("t", str(i))
+        assert slow.stats()["overflow"] == "restart" and slow.pending == 0
+        assert hub.connections("t") == 1  # the slow one left the hub at once
+        parsed = parse((await slow.__anext__()).decode())
+        assert [e.type for e in parsed.events] == ["restart"]
+        assert json.loads(parsed.events[0].data)["reason"] == "slow"
+        assert parsed.retry is not None and 2000 <= parsed.retry <= 3000
+        assert slow.finished
+        assert [d for _, d in _events(await _drain(fast))] == ["0", "1", "2", "3", "4"]
+        assert hub.metrics()["slow_client_restarts"] == 1
+
+    asyncio.run(main())
+
+
+def test_buffering_comes_from_the_subscription_then_its_topic_then_the_hub() -> None:
+    hub = Hub(lifecycle=lifecycle(), maxsize=10, topics={"chat": TopicPolicy(maxsize=50, overflow="restart")})
+    assert (hub.subscribe("news").maxsize, hub.subscribe("news").overflow) == (10, "drop-oldest")
+    assert (hub.subscribe("news", "chat").maxsize, hub.subscribe("chat").overflow) == (50, "restart")
+    assert hub.subscribe("chat", maxsize=5, overflow="drop-oldest").stats()["overflow"] == "drop-oldest"
+    with pytest.raises(ValueError, match="overflow must be one of"):
+        hub.subscribe("chat", overflow="block")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="maxsize"):
+        TopicPolicy(maxsize=0)
+
+
+def test_connect_and_disconnect_hooks_see_each_subscription_sync_or_async() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        seen: list[tuple[str, tuple[str, ...]]] = []
+
+        @hub.on_connect
+        def joined(sub: Subscription) -> None:
+            seen.append(("in", sub.topics))
+
+        @hub.on_disconnect
+        async def left(sub: Subscription) -> None:
+            seen.append(("out", sub.topics))
+
+        @hub.on_connect
+        def broken(sub: Subscription) -> None:
+            raise RuntimeError("a hook's bug must not break the stream")
+
+        sub = aiter(hub.subscribe("a", "b"))
+        await hub.publish("a", "x")
+        assert _events(await _drain(sub)) == [("message", "x")]
+        await sub.aclose()
+        await asyncio.sleep(0)
+        assert seen == [("in", ("a", "b")), ("out", ("a", "b"))]
+
+    asyncio.run(main())
+
+
+def test_metrics_count_what_happened_as_a_dict_and_for_prometheus() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from graceful_sse.metrics import register_prometheus
+
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle(), maxsize=1)
+        sub = aiter(hub.subscribe("t"))
+        for i in range(3):
+            await hub.publish("t", str(i))
+        await _drain(sub)
+        metrics = hub.metrics()
+        assert metrics["events_published"] == 3 and metrics["events_dropped"] == 2
+        assert metrics["events_delivered"] == 1 and metrics["connections"] == 1
+        assert metrics["topics"] == {"t": 1} and metrics["backend"] == "memory"
+        registry = CollectorRegistry()
+        register_prometheus(hub, registry=registry)
+        text = generate_latest(registry).decode()
+        assert 'graceful_sse_events_dropped_total{backend="memory"} 2.0' in text
+        assert 'graceful_sse_topic_connections{topic="t"} 1.0' in text
+        assert hub.streams() == [sub.stats()] and sub.stats()["dropped"] == 2
+
+    asyncio.run(main())
+
+
+def test_a_last_event_id_ahead_of_this_process_gets_no_event_twice() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        first = await hub.publish("t", "a")
+        await hub.publish("t", "b")
+        sub = aiter(hub.subscribe("t").resume(first))
+        hub.publish_nowait("t", "c")
+        assert [d for _, d in _events(await _drain(sub))] == ["b", "c"]
+
+    asyncio.run(main())

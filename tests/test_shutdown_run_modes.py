@@ -8,17 +8,35 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from harness import FORBIDDEN_LOG_LINES, Server, free_port, open_streams, run_modes, running
+from redis_server import RedisServer
 
 pytestmark = pytest.mark.servers
 
 STREAMS = 50
 EXIT_BOUND = 10.0
 FAREWELL = {"stop": "shutdown", "restart": "restart"}
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    yield server
+    server.kill()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def broker(request: pytest.FixtureRequest) -> dict[str, str]:
+    """The app's hub in memory, or on Redis (``SSE_BROKER_URL``): shutdown is bounded with both."""
+    if request.param == "memory":
+        return {}
+    server: RedisServer = request.getfixturevalue("redis")
+    return {"SSE_BROKER_URL": server.url}
 
 
 async def _signal_and_collect(server: Server, send_signal: str) -> tuple[list, float]:  # type: ignore[type-arg]
@@ -35,12 +53,12 @@ async def _signal_and_collect(server: Server, send_signal: str) -> tuple[list, f
 @pytest.mark.parametrize("send_signal", ["sigint_group", "sigterm_main"])
 @pytest.mark.parametrize("mode_name", list(run_modes(0)))
 def test_each_stream_gets_its_farewell_then_a_clean_end(
-    mode_name: str, send_signal: str, tmp_path: Path
+    mode_name: str, send_signal: str, broker: dict[str, str], tmp_path: Path
 ) -> None:
     port = free_port()
     mode = run_modes(port)[mode_name]
     expected = mode.on_sigint if send_signal == "sigint_group" else mode.on_sigterm
-    with running(mode, port, tmp_path / "server.log") as server:
+    with running(mode, port, tmp_path / "server.log", env=broker) as server:
         streams, seconds = asyncio.run(_signal_and_collect(server, send_signal))
         log = server.log
 

@@ -8,13 +8,15 @@ def updates():
     return EventStream(hub.subscribe("updates"))
 """
 
-from .hub import Hub, Subscription
+from .backends import BackendUnavailable
+from .hub import Hub, Overflow, Subscription, TopicPolicy
 from .lifecycle import Kind, Lifecycle, ShutdownReport
 from .limits import Limits
 from .response import EventStream
 from .wire import Encoded, Event, encode
 
 __all__ = [
+    "BackendUnavailable",
     "Encoded",
     "Event",
     "EventStream",
@@ -22,8 +24,10 @@ __all__ = [
     "Kind",
     "Lifecycle",
     "Limits",
+    "Overflow",
     "ShutdownReport",
     "Subscription",
+    "TopicPolicy",
     "encode",
 ]
 

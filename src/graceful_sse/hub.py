@@ -482,7 +482,8 @@ class Hub:
     def _deliver(self, topic: str, event_id: EventId, chunk: Encoded) -> None:
         subscribers = self._topics.get(topic)
         if subscribers:
-            for sub in subscribers:
+            # A copy: the restart policy makes a subscriber leave the set while it is served.
+            for sub in tuple(subscribers):
                 sub.put(chunk, event_id)
 
     def _gap(self, topics: Iterable[str], reason: str) -> None:

@@ -27,6 +27,7 @@ try:
         Li,
         Link,
         Main,
+        NotStr,
         P,
         Section,
         Small,
@@ -41,7 +42,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("the demo needs its extra: pip install 'graceful-sse[demo]'") from exc
 from starlette.responses import Response
 
-from graceful_sse import EventStream, Hub
+from graceful_sse import BackendUnavailable, EventStream, Hub
 from graceful_sse.components import SSEScripts, SSEStatus, SSEStream, sse_assets
 
 CSS = (Path(__file__).parent / "style.css").read_text()
@@ -49,7 +50,8 @@ FAVICON = (
     "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
     "<circle cx='8' cy='8' r='6' fill='%2316a34a'/></svg>"
 )
-TOPIC = "demo"
+TOPIC = "demo"  # messages: every worker's clients get them (through Redis when it is used)
+STATS = f"stats-{os.getpid()}"  # each worker's own figures, for the clients connected to it
 MAX_MESSAGE = 500
 STARTED = time.monotonic()
 
@@ -60,7 +62,7 @@ app, rt = fast_app(
     lifespan=hub.lifespan,
     routes=[sse_assets()],
 )
-recent: deque[tuple[str, str]] = deque(maxlen=20)
+recent: deque[str] = deque(maxlen=20)  # the last messages' HTML, from any worker
 process = psutil.Process()
 
 
@@ -70,12 +72,12 @@ def _uptime() -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}"
 
 
-def stats_panel() -> Div:
+def stats_panel(clients: int | None = None) -> Div:
     memory = process.memory_info().rss / 2**20
     rows = [
         ("Server time", datetime.now().strftime("%H:%M:%S")),
         ("Uptime", _uptime()),
-        ("Connected clients", str(hub.connections(TOPIC))),
+        ("Connected clients", str(hub.connections(STATS) if clients is None else clients)),
         ("CPU", f"{process.cpu_percent():.1f} %"),
         ("Memory", f"{memory:.1f} MiB"),
         ("Process", str(os.getpid())),
@@ -89,7 +91,21 @@ def message_item(text: str, at: str) -> Li:
 
 @hub.producer(every=1.0)
 async def system_updates() -> None:
-    await hub.publish(TOPIC, stats_panel(), event="stats")
+    try:
+        # Each page's stream holds its worker's stats topic: their sum counts every worker's pages.
+        topics = (await hub.presence())["topics"]
+        clients = sum(n for topic, n in topics.items() if topic.startswith("stats-"))
+    except BackendUnavailable:
+        clients = None
+    await hub.publish(STATS, stats_panel(clients), event="stats")
+
+
+@hub.producer
+async def remember_messages() -> None:
+    """Keep the last messages for pages that open later, whichever worker took them."""
+    async for chunk in hub.subscribe(TOPIC):
+        lines = chunk.decode().splitlines()
+        recent.append("\n".join(line[6:] for line in lines if line.startswith("data: ")))
 
 
 @rt("/")
@@ -118,7 +134,7 @@ def index():
                         hx_on__after_request="if (event.detail.successful) this.reset()",
                     ),
                     Ul(
-                        *(message_item(t, at) for t, at in reversed(recent)),
+                        *(NotStr(item) for item in reversed(recent)),
                         id="messages",
                         sse_swap="chat",
                         hx_swap="afterbegin",
@@ -155,7 +171,7 @@ def index():
 
 @rt("/stream")
 def stream():
-    return EventStream(hub.subscribe(TOPIC))
+    return EventStream(hub.subscribe(TOPIC, STATS))
 
 
 @rt("/messages", methods=["post"])
@@ -166,6 +182,8 @@ async def post_message(text: str = ""):
     if len(text) > MAX_MESSAGE:
         return Response(f"A message holds at most {MAX_MESSAGE} characters.", status_code=413)
     at = datetime.now().strftime("%H:%M:%S")
-    recent.append((text, at))
-    await hub.publish(TOPIC, message_item(text, at), event="chat")
+    try:
+        await hub.publish(TOPIC, message_item(text, at), event="chat")
+    except BackendUnavailable:
+        return Response("Messages are unavailable for a moment; try again.", status_code=503)
     return Response(status_code=204)
