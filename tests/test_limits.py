@@ -1,19 +1,23 @@
-"""Who may open a stream, in-process: caps (503 + Retry-After), authorisation (403), HEAD probes,
-and clients that stop taking data (send timeout)."""
+"""Who may open a stream: caps (503 + Retry-After), authorisation (403), HEAD probes, and clients
+that stop taking data (send timeout). In-process, then over the wire against a real server."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.requests import Request
 
 from graceful_sse import EventStream, Hub, Limits
 
 from asgi import Client, lifecycle, scope
+from harness import free_port, run_modes, running
 
 
 def serve_from(
@@ -258,7 +262,9 @@ def test_send_timeout_must_be_positive() -> None:
 # -- clients that stop taking data ----------------------------------------------------------------
 
 
-@pytest.mark.parametrize("heartbeat", [0.05, None], ids=["with heartbeats", "without heartbeats"])
+@pytest.mark.parametrize(
+    "heartbeat", [15.0, 0.05, None], ids=["rare heartbeats", "frequent heartbeats", "no heartbeats"]
+)
 def test_a_client_that_stops_reading_is_cut_after_the_send_timeout_and_freed(
     heartbeat: float | None, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -322,3 +328,61 @@ def test_a_stuck_client_under_a_send_timeout_still_cannot_hold_the_drain() -> No
         assert (report.told, report.missed) == (1, 1)
 
     asyncio.run(main())
+
+
+# -- over the wire --------------------------------------------------------------------------------
+
+
+@pytest.mark.servers
+def test_a_real_server_answers_503_with_retry_after_over_each_cap_and_frees_places(tmp_path: Path) -> None:
+    """tests/apps/fh_app.py's /capped: 4 streams at most, 2 per client (X-Client), Retry-After: 4."""
+    port = free_port()
+    with running(run_modes(port)["uvicorn"], port, tmp_path / "server.log") as server:
+
+        async def scenario() -> None:
+            async with contextlib.AsyncExitStack() as stack:
+                client = await stack.enter_async_context(httpx.AsyncClient(base_url=server.url, timeout=10))
+
+                async def open_as(who: str) -> httpx.Response:
+                    request = client.build_request("GET", "/capped", headers={"X-Client": who})
+                    response = await client.send(request, stream=True)
+                    stack.push_async_callback(response.aclose)
+                    return response
+
+                held = [await open_as(who) for who in ("a", "a")]
+                third_of_a = await open_as("a")
+                assert third_of_a.status_code == 503 and third_of_a.headers["retry-after"] == "4"
+                assert (await third_of_a.aread()) == b"Too many open streams from this client; retry later\n"
+                held += [await open_as(who) for who in ("b", "b")]
+                assert [r.status_code for r in held] == [200] * 4
+                newcomer = await open_as("c")
+                assert newcomer.status_code == 503 and newcomer.headers["retry-after"] == "4"
+                assert (await newcomer.aread()) == b"Too many open streams; retry later\n"
+                probe = await client.head("/capped", headers={"X-Client": "c"})
+                assert probe.status_code == 503 and probe.headers["retry-after"] == "4"
+                stats = (await client.get("/stats")).json()
+                assert (stats["capped"], stats["refused"]) == (4, 2)
+                await held[0].aclose()
+                for _ in range(50):
+                    if (await client.get("/stats")).json()["capped"] == 3:
+                        break
+                    await asyncio.sleep(0.1)
+                assert (await open_as("c")).status_code == 200, "a closed stream gave its place back"
+
+        asyncio.run(scenario())
+
+
+@pytest.mark.servers
+def test_a_real_server_answers_403_for_a_refused_topic_and_streams_an_allowed_one(tmp_path: Path) -> None:
+    """tests/apps/fh_app.py's hub refuses topics named private-* without the header X-Key: sesame."""
+    port = free_port()
+    with running(run_modes(port)["uvicorn"], port, tmp_path / "server.log") as server:
+        url = server.url + "/stream?topic=private-room"
+        refused = httpx.get(url, timeout=5)
+        assert refused.status_code == 403 and refused.text == "Not allowed\n"
+        assert httpx.head(url, timeout=5).status_code == 403
+        with httpx.stream("GET", url, headers={"X-Key": "sesame"}, timeout=5) as allowed:
+            assert allowed.status_code == 200
+            assert allowed.headers["content-type"].startswith("text/event-stream")
+            assert httpx.get(server.url + "/stats").json()["hub"] == 1, "only the allowed stream joined"
+        assert "Exception in ASGI application" not in server.log

@@ -44,9 +44,8 @@ class EventStream(Response):
 
     ``limits`` caps open streams (503 with ``Retry-After`` over a cap); a hub subscription
     brings its hub's ``limits`` and ``authorize`` (403 for a refused topic). ``send_timeout``
-    (s) ends a stream whose client has not taken a single write for that long (checked with
-    the heartbeat, so within ``max(send_timeout, heartbeat)``). A ``HEAD`` request gets the
-    status a ``GET`` would get, and no stream.
+    (s) ends a stream whose client has not taken a single write for that long. A ``HEAD``
+    request gets the status a ``GET`` would get, and no stream.
     """
 
     media_type = "text/event-stream"
@@ -249,10 +248,9 @@ class _Stream(StreamHandle):
                 elif source.finished:
                     return "failed" if source.failed else "done"
                 elif self.heartbeat_due:
-                    self._heartbeat()
-                    if self.heartbeat_due:
-                        self.heartbeat_due = False
-                        await self._write(HEARTBEAT)
+                    self.heartbeat_due = False
+                    self._arm_heartbeat()
+                    await self._write(HEARTBEAT)
                 else:
                     await source.wait()
         finally:
@@ -332,39 +330,37 @@ class _Stream(StreamHandle):
         self.source.wake()
 
     # -- heartbeats and blocked writes: one timer per stream, re-armed only when it fires ----------
+    #
+    # The timer looks at the stream without waking its task: only a heartbeat that is really due
+    # wakes it, and only a write older than send_timeout is interrupted. Between those it re-arms
+    # for whichever comes first, so a blocked write is cut send_timeout after it began.
 
     def _arm_heartbeat(self, delay: float | None = None) -> None:
-        interval = self.response.heartbeat or self.response.send_timeout
-        if interval is not None:
+        response = self.response
+        intervals = [t for t in (response.heartbeat, response.send_timeout) if t is not None]
+        if intervals:
             loop = asyncio.get_running_loop()
-            self._timer = loop.call_later(interval if delay is None else delay, self._timer_fired)
+            self._timer = loop.call_later(min(intervals) if delay is None else delay, self._timer_fired)
 
     def _timer_fired(self) -> None:
-        limit = self.response.send_timeout
-        if self.sending and limit is not None:
-            blocked = time.monotonic() - self.send_started
-            if blocked < limit:
-                self._arm_heartbeat(limit - blocked)  # look again when its time is up
+        now = time.monotonic()
+        heartbeat, limit = self.response.heartbeat, self.response.send_timeout
+        if self.sending:
+            if limit is None:
+                self._arm_heartbeat()
+            elif now - self.send_started < limit:
+                self._arm_heartbeat(limit - (now - self.send_started))  # look again when its time is up
             elif not self._interrupted:
                 self.timed_out = True
                 self._interrupt()
             return
-        if self.response.heartbeat is None:
-            self._arm_heartbeat()  # only watching for blocked writes
+        idle = now - self.last_sent
+        if heartbeat is not None and idle >= heartbeat:
+            self.heartbeat_due = True  # the task writes it, re-arming the timer first
+            self.source.wake()
             return
-        self.heartbeat_due = True
-        self.source.wake()
-
-    def _heartbeat(self) -> None:
-        """Keep ``heartbeat_due`` only if the stream really was idle; re-arm the timer."""
-        interval = self.response.heartbeat
-        assert interval is not None
-        idle = time.monotonic() - self.last_sent
-        if idle < interval:
-            self.heartbeat_due = False
-            self._arm_heartbeat(interval - idle)
-        else:
-            self._arm_heartbeat()
+        delays = [heartbeat - idle] if heartbeat is not None else []
+        self._arm_heartbeat(min([*delays, limit]) if limit is not None else min(delays))
 
 
 def _from_htmx4(scope: Scope) -> bool:

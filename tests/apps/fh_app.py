@@ -10,14 +10,30 @@ import os
 
 from fasthtml.common import P, fast_app, serve
 
-from graceful_sse import EventStream, Hub, Lifecycle
+from graceful_sse import EventStream, Hub, Lifecycle, Limits
+
+
+def private_needs_the_key(request, topic):
+    """Topics named private-* need the header X-Key: sesame (the others are public)."""
+    return not topic.startswith("private") or request.headers.get("x-key") == "sesame"
+
+
+def client_header_or_address(scope):
+    """The X-Client header when a test sends one (many clients share 127.0.0.1), else the address."""
+    for name, value in scope["headers"]:
+        if name == b"x-client":
+            return value.decode("latin-1")
+    return scope["client"][0] if scope.get("client") else ""
+
 
 hub = Hub(
     lifecycle=Lifecycle(
         drain_timeout=float(os.environ.get("SSE_TEST_DRAIN", "3")),
         exit_timeout=float(os.environ.get("SSE_TEST_EXIT", "5")),
-    )
+    ),
+    authorize=private_needs_the_key,
 )
+capped = Limits(max_connections=4, max_per_client=2, retry_after=4, client_key=client_header_or_address)
 app, rt = fast_app(lifespan=hub.lifespan, default_hdrs=False)
 
 
@@ -27,8 +43,20 @@ async def tick():
 
 
 @rt("/stream")
-def stream(topic: str = "updates"):
-    return EventStream(hub.subscribe(topic))
+def stream(topic: str = "updates", heartbeat: float = 15.0):
+    return EventStream(hub.subscribe(topic), heartbeat=heartbeat)
+
+
+@rt("/capped")
+def capped_stream(topic: str = "ticks"):
+    """At most 4 streams, 2 per client (503, Retry-After: 4)."""
+    return EventStream(hub.subscribe(topic), limits=capped)
+
+
+@rt("/say", methods=["post"])
+async def say(text: str, topic: str = "chat"):
+    """User text, published as it came (the hub sends it as data, whatever it holds)."""
+    return {"id": await hub.publish(topic, text)}
 
 
 @rt("/gen")
@@ -44,7 +72,7 @@ def gen():
 
 
 @rt("/firehose")
-def firehose():
+def firehose(send_timeout: float = 0.0):
     """64 KiB events as fast as the client takes them: a client that never reads blocks it at once."""
 
     async def chunks():
@@ -53,7 +81,7 @@ def firehose():
             yield block
             await asyncio.sleep(0)
 
-    return EventStream(chunks())
+    return EventStream(chunks(), send_timeout=send_timeout or None)
 
 
 @rt("/publish")
@@ -78,7 +106,13 @@ def reopen():
 
 @rt("/stats")
 def stats():
-    return {"pid": os.getpid(), "streams": hub.lifecycle.open_streams, "hub": hub.connections()}
+    return {
+        "pid": os.getpid(),
+        "streams": hub.lifecycle.open_streams,
+        "hub": hub.connections(),
+        "capped": capped.open_streams,
+        "refused": capped.refused,
+    }
 
 
 serve()

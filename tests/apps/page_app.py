@@ -2,14 +2,15 @@
 
 Environment: PAGE_HTMX (2 or 4), PAGE_MONITOR (0 leaves our script out), PAGE_SHARED (1: one
 connection for all tabs), PAGE_MAX_ATTEMPTS (the monitor's give-up limit), PAGE_DEFAULT_HDRS (1:
-FastHTML's default headers, with htmx from its CDN).
+FastHTML's default headers, with htmx from its CDN), PAGE_MAX_STREAMS and PAGE_RETRY_AFTER (a cap
+on open streams, answered 503), PAGE_MEMBERS_ONLY (1: the feed needs the cookie member=yes, 403).
 """
 
 import os
 
 from fasthtml.common import H1, Li, Link, Main, Title, Ul, fast_app, serve
 
-from graceful_sse import EventStream, Hub
+from graceful_sse import EventStream, Hub, Limits
 from graceful_sse.components import SSEScripts, SSEStatus, SSEStream, sse_assets
 from graceful_sse.response import last_event_id
 
@@ -18,8 +19,16 @@ MONITOR = os.environ.get("PAGE_MONITOR", "1") == "1"
 SHARED = os.environ.get("PAGE_SHARED", "0") == "1"
 MAX_ATTEMPTS = int(os.environ.get("PAGE_MAX_ATTEMPTS", "10"))
 DEFAULT_HDRS = os.environ.get("PAGE_DEFAULT_HDRS", "0") == "1"  # FastHTML's own htmx (CDN) and more
+MAX_STREAMS = int(os.environ.get("PAGE_MAX_STREAMS", "0")) or None
+MEMBERS_ONLY = os.environ.get("PAGE_MEMBERS_ONLY", "0") == "1"
 
-hub = Hub()
+
+def members_only(request, topic):
+    return not MEMBERS_ONLY or request.cookies.get("member") == "yes"
+
+
+limits = Limits(max_connections=MAX_STREAMS, retry_after=int(os.environ.get("PAGE_RETRY_AFTER", "5")))
+hub = Hub(limits=limits, authorize=members_only)
 app, rt = fast_app(
     default_hdrs=DEFAULT_HDRS,
     hdrs=(
@@ -67,7 +76,12 @@ async def publish(text: str):
 
 @rt("/stats")
 def stats():
-    return {"pid": os.getpid(), "streams": hub.lifecycle.open_streams, "resumed_from": resumed_from}
+    return {
+        "pid": os.getpid(),
+        "streams": hub.lifecycle.open_streams,
+        "resumed_from": resumed_from,
+        "refused": limits.refused,
+    }
 
 
 serve()

@@ -7,7 +7,8 @@
  * and its console.error-on-every-error handler is never called: we decide about reconnecting.
  * htmx 4: hx-sse reconnects by itself (with jitter); we follow its events to show the state.
  *
- * States (shown by the indicator named in data-sse-status, and fired as `sse:state`):
+ * States (shown by the indicator named in data-sse-status, and fired as `sse:state` with
+ * {state, previous, reason}):
  *   connecting, live, reconnecting, restarting, stopped, offline, given-up.
  *   `shutdown` event -> stopped: no request to the server until the user presses Reconnect.
  *   `restart` event  -> restarting: the browser reconnects after the server's random retry, sending
@@ -15,6 +16,10 @@
  *   a dropped stream -> reconnecting: the browser's own first retry (after the server's retry:,
  *                       with Last-Event-ID), then capped exponential backoff with full jitter,
  *                       then given-up (with Reconnect) after data-sse-max-attempts failures.
+ *   refused          -> EventSource cannot read a status, so when the browser fails the connection
+ *                       (an answer that was not a stream) we ask once with HEAD: 503 -> reconnecting,
+ *                       no sooner than its Retry-After (plus the usual jitter); 403 -> stopped,
+ *                       reason "forbidden" (shown as "Not allowed"), nothing until Reconnect.
  *   offline          -> no attempts until the browser is online again, then one soon.
  *   hidden page      -> an open stream stays open; a retry that falls due waits until visible.
  *   pagehide (bfcache) closes the connection; pageshow reopens it.
@@ -36,7 +41,7 @@
   var DEFAULT_LABELS = {
     connecting: "Connecting…", live: "Live", reconnecting: "Reconnecting…",
     restarting: "Server restarting…", stopped: "Server stopped", offline: "Offline",
-    "given-up": "Disconnected"
+    "given-up": "Disconnected", forbidden: "Not allowed"
   };
   var NEEDS_ACTION = { stopped: true, "given-up": true };
   var CONNECT_SELECTOR = "[sse-connect],[data-sse-connect],[hx-sse\\:connect],[hx-sse-connect],[data-hx-sse\\:connect]";
@@ -75,12 +80,14 @@
     return document.getElementById((elt && elt.getAttribute("data-sse-status")) || "sse-status");
   }
 
-  function renderStatus(elt, state) {
+  function renderStatus(elt, state, reason) {
     var indicator = indicatorFor(elt);
     if (!indicator) return;
     indicator.setAttribute("data-state", state);
+    if (reason) indicator.setAttribute("data-reason", reason); else indicator.removeAttribute("data-reason");
     var label = indicator.querySelector(".sse-label");
-    if (label) label.textContent = labelsFor(elt)[state] || state;
+    var labels = labelsFor(elt);
+    if (label) label.textContent = labels[reason] || labels[state] || state;
     var action = indicator.querySelector("[data-sse-reconnect]");
     if (NEEDS_ACTION[state] && !action) {
       action = document.createElement("a");
@@ -94,9 +101,19 @@
     }
   }
 
-  function announce(elt, state, previous) {
-    renderStatus(elt, state);
-    if (elt) elt.dispatchEvent(new CustomEvent("sse:state", { bubbles: true, detail: { state: state, previous: previous } }));
+  function announce(elt, state, previous, reason) {
+    renderStatus(elt, state, reason);
+    var detail = { state: state, previous: previous, reason: reason || "" };
+    if (elt) elt.dispatchEvent(new CustomEvent("sse:state", { bubbles: true, detail: detail }));
+  }
+
+  /* Retry-After in ms: delta-seconds or an HTTP date; 0 when absent or unreadable. */
+  function retryAfterMs(response) {
+    var value = response.headers.get("Retry-After") || "";
+    var seconds = Number(value);
+    if (value && !isNaN(seconds)) return Math.max(0, seconds * 1000);
+    var date = Date.parse(value);
+    return isNaN(date) ? 0 : Math.max(0, date - Date.now());
   }
 
   function withLastEventId(url, id) {
@@ -154,6 +171,8 @@
     this._timer = null;
     this._pendingWhileHidden = false;
     this._state = null;
+    this._reason = "";
+    this._probing = null;
     this._restartNoticed = false;
     this._elt = findElement(url);
     this._options = {
@@ -250,12 +269,12 @@
     this._target.dispatchEvent(copy);
   };
 
-  GracefulEventSource.prototype._stopped = function () {
-    // The server is gone for good: never ask it again until the user says so.
+  GracefulEventSource.prototype._stopped = function (reason) {
+    // The server is gone for good, or will not serve us: never ask it again until the user says so.
     this._closeReal();
     this._clearTimer();
     this.readyState = 2;
-    this._setState("stopped");
+    this._setState("stopped", reason);
   };
 
   GracefulEventSource.prototype._failed = function (real) {
@@ -263,12 +282,35 @@
     if (!findElement(this.url)) { this.close(); return; } // the element went away without htmx noticing
     if (navigator.onLine === false) { this._offline(); return; }
     this.readyState = 0;
+    if (real.readyState === EventSource.CLOSED) { this._probe(); return; } // answered, but not with a stream
     if (real.readyState === EventSource.CONNECTING && this._attempts === 0) {
       // The browser's own retry: after the server's retry: (random on a restart), with Last-Event-ID.
       this._attempts = 1;
       this._setState(this._restartNoticed ? "restarting" : "reconnecting");
       return;
     }
+    this._retry(0);
+  };
+
+  /* One HEAD request for the status the EventSource could not show us. */
+  GracefulEventSource.prototype._probe = function () {
+    var self = this;
+    this._closeReal();
+    var probe = this._probing = {};
+    var credentials = this.withCredentials ? "include" : "same-origin";
+    fetch(this.url, { method: "HEAD", cache: "no-store", credentials: credentials })
+      .catch(function () { return null; })
+      .then(function (response) {
+        if (self._probing !== probe) return; // closed or reconnected meanwhile
+        self._probing = null;
+        var status = response ? response.status : 0;
+        if (status === 403) self._stopped("forbidden");
+        else self._retry(status === 503 ? retryAfterMs(response) : 0);
+      });
+  };
+
+  /* Another attempt after at least `minimum` ms, or give up after max attempts. */
+  GracefulEventSource.prototype._retry = function (minimum) {
     this._closeReal();
     this._attempts += 1;
     if (this._attempts > this._options.maxAttempts) {
@@ -277,7 +319,7 @@
       return;
     }
     this._setState(this._restartNoticed ? "restarting" : "reconnecting");
-    this._schedule(this._backoff());
+    this._schedule(minimum + this._backoff()); // the jitter also spreads clients refused together
   };
 
   /* Capped exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(n-1))]. */
@@ -314,6 +356,7 @@
   };
 
   GracefulEventSource.prototype._closeReal = function () {
+    this._probing = null;
     if (this._real) { var real = this._real; this._real = null; real.close(); }
   };
   GracefulEventSource.prototype._clearTimer = function () {
@@ -321,14 +364,16 @@
     this._pendingWhileHidden = false;
   };
 
-  GracefulEventSource.prototype._setState = function (state) {
+  GracefulEventSource.prototype._setState = function (state, reason) {
     var previous = this._state;
-    if (previous === state) return;
+    reason = reason || "";
+    if (previous === state && this._reason === reason) return;
     this._state = state;
+    this._reason = reason;
     var elt = findElement(this.url);
     if (elt) this._elt = elt;
     if (this._shared && this._shared.isLeader) this._post({ kind: "state", state: state });
-    announce(this._elt, state, previous);
+    announce(this._elt, state, previous, reason);
   };
 
   GracefulEventSource.prototype._post = function (message) {
