@@ -1,0 +1,58 @@
+"""The seed's broadcast manager: ``cjm_fasthtml_sse``'s ``SSEBroadcastManager`` behind a FastHTML route.
+
+The package documents the manager's API (``register_connection``, ``unregister_connection``,
+``broadcast``) but ships no endpoint; the endpoint is the one of the project's design document
+(section 2, the recipe the project's users follow), without its shutdown handling (the shutdown
+benchmark measures that): register a queue, wait on it with ``asyncio.wait_for(queue.get(),
+timeout=30.0)`` (a heartbeat comment on timeout), ``yield sse_message(...)`` per message, and
+unregister in ``finally``; FastHTML's ``EventStream`` sends it. The manager has its default
+arguments (``max_queue_size=100, history_size=50, default_timeout=0.1``).
+"""
+
+import asyncio
+import time
+from datetime import datetime
+
+from _common import payload, probe, result, rss
+from cjm_fasthtml_sse.core import SSEBroadcastManager
+from fasthtml.common import EventStream, JSONResponse, fast_app, sse_message
+
+sse_manager = SSEBroadcastManager()
+app, rt = fast_app()
+
+
+@rt("/stream")
+async def stream():
+    async def update_stream():
+        queue = await sse_manager.register_connection()
+        try:
+            yield f": Connected to updates (active connections: {sse_manager.connection_count})\n\n"
+            while True:
+                try:
+                    message = await asyncio.wait_for(queue.get(), timeout=30.0)
+                    if message.get("type") == "bench":
+                        yield sse_message(message["data"]["payload"])
+                except TimeoutError:
+                    yield f": heartbeat {datetime.now().isoformat()}\n\n"
+        finally:
+            await sse_manager.unregister_connection(queue)
+
+    return EventStream(update_stream())
+
+
+@rt("/publish", methods=["get", "post"])
+async def publish(seq: int = 0, size: int = 64):
+    data, stamp = payload(seq, size)
+    started = time.perf_counter()
+    n = await sse_manager.broadcast("bench", {"payload": data})
+    return JSONResponse(result(n, stamp, started))
+
+
+@rt("/rss")
+def rss_route(gc: int = 0):
+    return JSONResponse(rss(bool(gc)))
+
+
+@rt("/health")
+async def health():
+    return JSONResponse(probe())
