@@ -4,15 +4,16 @@ graceful_sse and the alternatives, each as a ratio to a raw-ASGI floor, all in o
 For each size N, repeat and app (apps alternate, so they share the machine's conditions): start
 ``uvicorn MODULE:app --loop uvloop --http httptools --log-level warning`` (one process), measure
 its RSS (after a gc), connect N idle streams from ``client.py`` processes, measure RSS again
-(memory per connection), publish ``--publishes`` events ``--spacing`` s apart and time each
-until the last stream has it (fan-out latency), then, at the throughput sizes, publish in a
-tight loop for ``--tput-seconds`` and count the deliveries that arrive in that window.
-Separately, for each repeat and app, the slow-client scenario: ``--slow-n`` streams, events of
-``--slow-size`` bytes at ``--slow-rate`` per second, first with every stream reading, then with
-one more connection that sends its request and never reads; publisher latency, the readers'
-fan-out latency and the server's RSS over time, in both phases.
+(memory per connection), publish ``--publishes`` events, each ``--spacing`` s after every
+stream had the previous one, and time each until the last stream has it (fan-out latency),
+then, at the throughput sizes, publish back to back for ``--tput-seconds`` and count the
+deliveries that arrive in that window. Separately, for each repeat and app, the slow-client
+scenario: ``--slow-n`` - 1 reading streams, events of ``--slow-size`` bytes at ``--slow-rate``
+per second, first with only those, then with one more connection that sends its request and
+never reads; publisher latency, the readers' fan-out latency and the server's RSS over time, in
+both phases.
 
-    .venv/bin/python benchmarks/hub/run.py            # the full run (about 15 minutes)
+    .venv/bin/python benchmarks/hub/run.py            # the full run (about 20 minutes)
     .venv/bin/python benchmarks/hub/run.py --quick    # smoke run (about 2 minutes)
     .venv/bin/python benchmarks/hub/run.py --replot   # table and plots again from results/hub.json
 
@@ -600,6 +601,16 @@ def slow_phase_stats(
     }
 
 
+def rss_slope(samples: list[tuple[float, int]], start: float, end: float) -> float | None:
+    """RSS growth (bytes/s) over the last half of a phase: about the rate of an unbounded
+    backlog, or of what grows anyway (graceful_sse's history: the last 1,000 events), once the
+    start-up transients are over."""
+    tail = [(t, r) for t, r in samples if start + (end - start) / 2 <= t <= end]
+    if len(tail) < 2 or tail[-1][0] <= tail[0][0]:
+        return None
+    return (tail[-1][1] - tail[0][1]) / (tail[-1][0] - tail[0][0])
+
+
 def slow_run(app: App, rep: int, args: argparse.Namespace) -> dict[str, Any]:
     n = args.slow_n - 1  # the readers; the slow connection makes it slow_n
     tag = f"{app.key}_slow_r{rep}"
@@ -649,11 +660,7 @@ def slow_run(app: App, rep: int, args: argparse.Namespace) -> dict[str, Any]:
                 stats["rss_end"] = inside[-1]
                 stats["rss_max"] = max(inside)
                 stats["rss_growth"] = inside[-1] - inside[0]
-                # growth over the phase's last third: about 0 once a bounded backlog is full
-                last = [
-                    r for t, r in samples if t >= stats["end_s"] - (stats["end_s"] - stats["start_s"]) / 3
-                ]
-                stats["rss_growth_last_third"] = last[-1] - last[0] if last else None
+                stats["rss_slope"] = rss_slope(samples, stats["start_s"], stats["end_s"])
     except Exception as e:
         run["error"] = repr(e)
         print(f"    error: {e!r}", flush=True)
@@ -760,6 +767,10 @@ def aggregate(data: dict[str, Any]) -> dict[str, Any]:
         if not rs:
             continue
         row: dict[str, Any] = {"app": key, "repeats": len(rs)}
+        for r in rs:
+            for p in r["phases"].values():
+                if p.get("rss_slope") is None and r.get("rss_samples"):
+                    p["rss_slope"] = rss_slope(r["rss_samples"], p["start_s"], p["end_s"])
         for phase in ("readers_only", "with_slow"):
             ph = [r["phases"][phase] for r in rs if phase in r["phases"]]
             row[phase] = {
@@ -772,7 +783,7 @@ def aggregate(data: dict[str, Any]) -> dict[str, Any]:
                     "fanout_p50_ms",
                     "fanout_p99_ms",
                     "rss_growth",
-                    "rss_growth_last_third",
+                    "rss_slope",
                     "rss_max",
                     "missed_notices",
                     "published",
@@ -858,14 +869,14 @@ def write_markdown(path: Path, summary: dict[str, Any], meta: dict[str, Any]) ->
         "| App | publish round trip p99 (ms): readers only → with the slow one | × floor | "
         "readers' fan-out p99 (ms): readers only → with the slow one | × floor | events published with "
         f"the slow one (of {m['slow_rate'] * m['slow_seconds'][1]:.0f}) | server RSS growth with the slow "
-        "one (MB): whole phase / its last third |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "one (MB) | RSS growth rate (MB/s, last half of each phase): readers only → with the slow one |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in summary["slow"]:
         a, b = r["readers_only"], r["with_slow"]
 
-        def mb(x: float | None) -> str:
-            return fmt(None if x is None else x / 1e6, "+.1f")
+        def mb(x: float | None, spec: str = "+.1f") -> str:
+            return fmt(None if x is None else x / 1e6, spec)
 
         blocked = b["blocked"]
         if blocked:
@@ -876,7 +887,7 @@ def write_markdown(path: Path, summary: dict[str, Any], meta: dict[str, Any]) ->
             f"| {label(r['app'])} | {fmt(a['publish_rtt_p99_ms'])} → {rtt_b} "
             f"| {fmt(r['rtt_p99_vs_floor'], '.2f', '×')} | {fmt(a['fanout_p99_ms'])} → {fan_b} "
             f"| {fmt(r['fanout_p99_vs_floor'], '.2f', '×')} | {fmt(b['published'], '.0f')} "
-            f"| {mb(b['rss_growth'])} / {mb(b['rss_growth_last_third'])} |"
+            f"| {mb(b['rss_growth'])} | {mb(a['rss_slope'], '+.2f')} → {mb(b['rss_slope'], '+.2f')} |"
         )
     mach, v = m["machine"], m["versions"]
     legend = (
@@ -892,6 +903,12 @@ def write_markdown(path: Path, summary: dict[str, Any], meta: dict[str, Any]) ->
         "fan-out times (for the clients, per process): near 1.0 means that process was saturated while "
         "events were in flight. Throughput: server CPU and client CPU are shares of one core over the window."
     )
+    other = m.get("other_cpu")
+    if other:
+        legend += (
+            f" Other processes on the machine used {other['share_of_machine'] * 100:.1f}% of its CPU "
+            "during the run."
+        )
     text = "\n".join(out) + "\n\n" + legend + "\n"
     path.write_text(text)
     return text
@@ -1099,6 +1116,17 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def cpu_accounting() -> tuple[float, float]:
+    """(CPU seconds busy on the whole machine, CPU seconds of this runner and its reaped children)."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    busy = (sum(fields[:8]) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
+    ours = 0.0
+    for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN):
+        ru = resource.getrusage(who)
+        ours += ru.ru_utime + ru.ru_stime
+    return busy, ours
+
+
 def raise_nofile(need: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = hard if hard != resource.RLIM_INFINITY else max(soft, need)
@@ -1126,15 +1154,15 @@ def main() -> None:
     p.add_argument("--spacing", type=float, default=0.2, help="seconds between those publishes")
     p.add_argument("--size", type=int, default=64, help="event data bytes for latency and throughput")
     p.add_argument("--tput-sizes", default="max", help="sizes with a throughput phase ('max': the largest)")
-    p.add_argument("--tput-seconds", type=float, default=4.0)
+    p.add_argument("--tput-seconds", type=float, default=3.0)
     p.add_argument(
         "--slow-n", type=int, default=1000, help="streams in the slow-client runs, the slow one included"
     )
     p.add_argument(
-        "--slow-rate", type=float, default=20.0, help="publishes per second in the slow-client runs"
+        "--slow-rate", type=float, default=25.0, help="publishes per second in the slow-client runs"
     )
     p.add_argument("--slow-size", type=int, default=16384, help="event data bytes in the slow-client runs")
-    p.add_argument("--slow-seconds", default="5,20", help="readers only, then with the slow client (s)")
+    p.add_argument("--slow-seconds", default="3,22", help="readers only, then with the slow client (s)")
     p.add_argument("--no-slow", action="store_true", help="skip the slow-client scenario")
     p.add_argument("--only-slow", action="store_true", help="only the slow-client scenario")
     p.add_argument("--client-procs", type=int, default=2, help="load-client processes (streams split)")
@@ -1167,6 +1195,10 @@ def main() -> None:
 
     subprocess.run([sys.executable, str(HERE / "client.py"), "--selftest"], check=True)
     lib_before = library_state()
+    load_before = os.getloadavg()
+    if load_before[0] > 0.5:
+        print(f"warning: load average {load_before} before the run: something else is running", flush=True)
+    cpu_before = cpu_accounting()
     t_all = time.monotonic()
     started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     runs: list[dict[str, Any]] = []
@@ -1216,6 +1248,8 @@ def main() -> None:
                         flush=True,
                     )
     total_s = time.monotonic() - t_all
+    cpu_after = cpu_accounting()
+    other_cpu = (cpu_after[0] - cpu_before[0]) - (cpu_after[1] - cpu_before[1])
     lib_after = library_state()
     if lib_after != lib_before:
         print(f"warning: src/graceful_sse changed during the run: {lib_before} -> {lib_after}", flush=True)
@@ -1240,6 +1274,13 @@ def main() -> None:
         "client_procs": args.client_procs,
         "inflight": args.inflight,
         "machine": machine_info(),
+        # CPU the rest of the machine used meanwhile (other people's processes share these cores)
+        "other_cpu": {
+            "seconds": round(other_cpu, 1),
+            "share_of_machine": round(other_cpu / (total_s * (os.cpu_count() or 1)), 3),
+            "loadavg_before": load_before,
+            "loadavg_after": os.getloadavg(),
+        },
         "versions": versions(),
         "graceful_sse_source": {
             "before": lib_before,
