@@ -14,12 +14,12 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Route
-from tcp_proxy import Listener, Proxy
 
 import graceful_sse
 
 from browser import SCREENSHOTS, Watched, chromium, open_page
 from harness import APPS, BIN, RunMode, Server, free_port, running
+from tcp_proxy import Listener, Proxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
