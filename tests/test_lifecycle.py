@@ -253,3 +253,39 @@ def test_a_disarmed_exit_guard_does_nothing(monkeypatch: pytest.MonkeyPatch) -> 
         assert exits == []
     finally:
         run.loop.close()
+
+
+def test_ctrl_c_keeps_its_meaning_when_the_server_watch_sees_the_server_stopping_first() -> None:
+    """Under load the server watch's poll can already be due in the loop iteration in which the
+    signal arrives: it runs before the callback our handler scheduled and sees ``should_exit``,
+    which the server's own handler (chained after ours) has just set. That is still the Ctrl+C
+    (stop), not an exit with no signal (restart)."""
+    server = FakeServer()
+
+    def server_handler(signum: int, frame: FrameType | None) -> None:
+        server.should_exit = True
+
+    async def main() -> None:
+        lc = lifecycle(on_server_exit="restart")
+        lc.watch(server)
+        async with lc.lifespan():
+            handle = lc.open_stream()
+            loop = asyncio.get_running_loop()
+            # First among the timers due once the loop is free again, so the poll runs after it.
+            loop.call_at(loop.time() - 1000, signal.raise_signal, signal.SIGINT)
+            _busy(0.25)  # a loaded loop: the watch's poll (every 0.1 s) falls due meanwhile
+            await asyncio.sleep(0.05)
+            assert handle.kind == "stop"
+
+    before = signal.signal(signal.SIGINT, server_handler)
+    try:
+        asyncio.run(main())
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
+def _busy(seconds: float) -> None:
+    """Keep the event loop's thread busy, as a burst of work under load does."""
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        pass

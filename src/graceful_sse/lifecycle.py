@@ -135,7 +135,7 @@ class _Run:
         self.cause = ""
         self.started_at = 0.0
         self.deadline = 0.0
-        self.noted: Kind | None = None  # kind from a signal the process ignores
+        self.noted: Kind | None = None  # kind of the first signal, for a server watch that sees it first
         self.told = self.took = self.gone = self.missed = self.late = 0
         self.drained = asyncio.Event()
         self.report: ShutdownReport | None = None
@@ -451,6 +451,9 @@ class Lifecycle:
             # for when the server tells us it is stopping.
             run.noted = run.noted or kind
             return False
+        # Noted now too: under load a server watch can run before the callback below and see the
+        # server's own reaction to this signal; it must not take that for an exit with no signal.
+        run.noted = run.noted or kind
         run.loop.call_soon_threadsafe(self._begin, kind, sig.name, sig, disposition)
         return disposition is Disposition.DEFAULT
 
