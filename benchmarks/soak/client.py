@@ -20,6 +20,8 @@ import time
 from collections import Counter
 
 NOTICE = b"event: shutdown"
+# A saturated server's listen queue drops SYNs, and the kernel retries them for a minute.
+CONNECT_TIMEOUT = 10.0
 
 
 class Body:
@@ -74,6 +76,7 @@ class Churn:
         self.frozen_at: float | None = None
         self.counts: Counter[str] = Counter()
         self.last_eof = 0.0
+        self.busy = 0  # slots inside one_stream
 
     async def slot(self, rng: random.Random) -> None:
         await asyncio.sleep(rng.uniform(0, self.args.ramp))  # spread the first connections out
@@ -84,19 +87,28 @@ class Churn:
                     await asyncio.wait_for(self.frozen.wait(), rng.uniform(0, self.args.pause_max))
 
     async def one_stream(self, rng: random.Random) -> None:
+        self.busy += 1
+        try:
+            await self._one_stream(rng)
+        finally:
+            self.busy -= 1
+
+    async def _one_stream(self, rng: random.Random) -> None:
         counts = self.counts
         counts["connects"] += 1
         try:
-            reader, writer = await asyncio.open_connection(self.args.host, self.args.port)
-        except OSError:
-            counts["refused after SIGINT" if self.frozen.is_set() else "connect errors"] += 1
+            connecting = asyncio.open_connection(self.args.host, self.args.port)
+            reader, writer = await asyncio.wait_for(connecting, CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
+            failed = "timeouts" if isinstance(exc, TimeoutError) else "errors"
+            counts[f"connect {failed}{' after SIGINT' if self.frozen.is_set() else ''}"] += 1
             return
         body = Body()
-        writer.write(f"GET /stream HTTP/1.1\r\nHost: {self.args.host}\r\n\r\n".encode())
         hold_until = time.monotonic() + rng.uniform(self.args.hold_min, self.args.hold_max)
         try:
+            writer.write(f"GET /stream HTTP/1.1\r\nHost: {self.args.host}\r\n\r\n".encode())
             await self.read(reader, body, hold_until)
-        except OSError:
+        except (OSError, RuntimeError):  # reset; uvloop says RuntimeError for a closed transport
             pass
         finally:
             writer.close()
@@ -142,7 +154,11 @@ class Churn:
             if not line or line.strip() == "freeze":
                 self.frozen_at = time.monotonic()
                 self.frozen.set()
-                return
+                break
+        while True:  # for the log: what is still being read after the freeze
+            await asyncio.sleep(5)
+            after = time.monotonic() - self.frozen_at
+            print(f"{after:.0f} s after the freeze: {self.busy} open", file=sys.stderr, flush=True)
 
     async def run(self) -> None:
         watcher = asyncio.create_task(self.watch_stdin())
