@@ -394,3 +394,27 @@ def test_a_last_event_id_ahead_of_this_process_gets_no_event_twice() -> None:
         assert [d for _, d in _events(await _drain(sub))] == ["b", "c"]
 
     asyncio.run(main())
+
+
+def test_an_event_over_the_size_limit_is_refused_at_the_publisher_and_reaches_nobody() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle(), max_event_bytes=100)
+        sub = aiter(hub.subscribe("t"))
+        with pytest.raises(ValueError, match="over the hub's max_event_bytes"):
+            await hub.publish("t", "x" * 200)
+        with pytest.raises(ValueError, match="over the hub's max_event_bytes"):
+            hub.publish_nowait("t", "x" * 200)
+        await hub.publish("t", "small")
+        assert _events(await _drain(sub)) == [("message", "small")]
+        assert Hub(lifecycle=lifecycle(), max_event_bytes=None).max_event_bytes is None
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("topic", ["", "a\nb", "a\rb", "nul\x00", "x" * 201, 5])
+def test_topic_names_from_requests_are_checked(topic: object) -> None:
+    hub = Hub(lifecycle=lifecycle())
+    with pytest.raises(ValueError, match="control characters"):
+        hub.subscribe(topic)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="control characters"):
+        hub.publish_nowait(topic, "x")  # type: ignore[arg-type]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import json
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -46,6 +47,9 @@ Hook = Callable[["Subscription"], Awaitable[None] | None]
 DEFAULT_MAXSIZE = 256
 DEFAULT_HISTORY = 1000
 DEFAULT_HISTORY_AGE = 600.0
+DEFAULT_MAX_EVENT_BYTES = 1 << 20
+MAX_TOPIC_LENGTH = 200
+_TOPIC = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_TOPIC_LENGTH}}}")
 OVERFLOWS: tuple[Overflow, ...] = ("drop-oldest", "restart")
 
 
@@ -286,6 +290,8 @@ class Hub:
     ``subscribe(..., maxsize=, overflow=)`` per subscription.
     ``limits`` (``graceful_sse.limits.Limits``) caps the streams of its subscriptions (503 with
     ``Retry-After``); ``authorize(request, topic)`` (sync or async) may refuse a topic (403).
+    ``max_event_bytes`` (1 MiB; ``None``: no limit) refuses bigger events at the publisher with a
+    ``ValueError``.
     """
 
     def __init__(
@@ -298,6 +304,7 @@ class Hub:
         history: int = DEFAULT_HISTORY,
         history_age: float | None = DEFAULT_HISTORY_AGE,
         topics: Mapping[str, TopicPolicy] | None = None,
+        max_event_bytes: int | None = DEFAULT_MAX_EVENT_BYTES,
         limits: Limits | None = None,
         authorize: Authorize | None = None,
     ) -> None:
@@ -312,6 +319,7 @@ class Hub:
         self.history = history
         self.history_age = history_age
         self.policies: dict[str, TopicPolicy] = dict(topics or {})
+        self.max_event_bytes = max_event_bytes
         self.counters = HubMetrics()
         self.backend: Backend = open_backend(url, history=history, history_age=history_age)
         bind = getattr(self.backend, "bind", None)
@@ -415,11 +423,10 @@ class Hub:
         ``data`` may also be an ``Event`` (for its name, retry or comment); the hub gives every
         event its id. With Redis, raises ``BackendUnavailable`` when Redis cannot be reached.
         """
-        _check_topic(topic)
-        outgoing = _without_id(data, event)
+        body = self._body(topic, data, event)
         await self.start()
         try:
-            event_id = await self.backend.publish(topic, outgoing)
+            event_id = await self.backend.publish(topic, body)
         except ConnectionError:
             self.counters.publish_failures += 1
             raise
@@ -433,12 +440,23 @@ class Hub:
         queued in order behind earlier ones (``None``) and raises ``BackendUnavailable`` when
         that queue is full.
         """
-        _check_topic(topic)
-        outgoing = _without_id(data, event)
+        body = self._body(topic, data, event)
         self._ensure_started()
-        event_id = self.backend.publish_nowait(topic, outgoing)
+        event_id = self.backend.publish_nowait(topic, body)
         self.counters.events_published += 1
         return None if event_id is None else str(event_id)
+
+    def _body(self, topic: str, data: Any, event: str | None) -> bytes:
+        """The event encoded once, without its id (the backend gives it); refused if too big."""
+        _check_topic(topic)
+        body = _without_id(data, event).encode()
+        limit = self.max_event_bytes
+        if limit is not None and len(body) > limit:
+            raise ValueError(
+                f"an event of {len(body):,} bytes is over the hub's max_event_bytes ({limit:,}): "
+                "nothing was published"
+            )
+        return body
 
     @property
     def last_id(self) -> str:
@@ -587,8 +605,12 @@ def _without_id(data: Any, event: str | None) -> Event:
 
 
 def _check_topic(topic: str) -> None:
-    if not isinstance(topic, str) or not topic:
-        raise ValueError(f"a topic is a non-empty str, not {topic!r}")
+    # Topics often come from requests, and name Redis keys: no control characters, bounded.
+    if not isinstance(topic, str) or not _TOPIC.fullmatch(topic):
+        shown = repr(topic) if not isinstance(topic, str) or len(topic) <= 40 else repr(topic[:40]) + "…"
+        raise ValueError(
+            f"a topic is a str of 1 to {MAX_TOPIC_LENGTH} characters without control characters, not {shown}"
+        )
 
 
 def _check_policy(maxsize: int | None, overflow: str | None) -> None:

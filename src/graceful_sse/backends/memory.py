@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..history import EventId, History, new_epoch
-from ..wire import Encoded, Event, encode
+from ..wire import Encoded
 from . import Deliver, Replay, Reset
 
 __all__ = ["MemoryBackend"]
@@ -34,12 +34,12 @@ class MemoryBackend:
     def last_id(self) -> EventId:
         return EventId(self._epoch, self._seq)
 
-    async def publish(self, topic: str, event: Event) -> EventId:
-        return self.publish_nowait(topic, event)
+    async def publish(self, topic: str, body: bytes) -> EventId:
+        return self.publish_nowait(topic, body)
 
-    def publish_nowait(self, topic: str, event: Event) -> EventId:
+    def publish_nowait(self, topic: str, body: bytes) -> EventId:
         event_id = EventId(self._epoch, self._seq + 1)
-        chunk = encode(_with_id(event, str(event_id)))
+        chunk = Encoded(b"id: %b\n%b" % (str(event_id).encode(), body))
         self._seq += 1
         if self.history:
             history = self._histories.get(topic)
@@ -72,7 +72,3 @@ class MemoryBackend:
 
     async def presence(self, local: dict[str, int]) -> dict[str, int]:
         return dict(local)
-
-
-def _with_id(event: Event, event_id: str) -> Event:
-    return Event(data=event.data, event=event.event, id=event_id, retry=event.retry, comment=event.comment)

@@ -29,7 +29,7 @@ from redis.exceptions import RedisError
 
 from ..history import EventId
 from ..logs import logger
-from ..wire import Encoded, Event
+from ..wire import Encoded
 from . import BackendUnavailable, Deliver, Replay, Reset, _shown
 
 __all__ = ["RedisBackend"]
@@ -92,7 +92,7 @@ class RedisBackend:
         self._topics: Callable[[], Iterable[str]] = tuple
         self._client: aioredis.Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._outbox: deque[tuple[str, Event]] = deque()
+        self._outbox: deque[tuple[str, bytes]] = deque()
         self._outbox_ready: asyncio.Event | None = None
         self._up = True  # for logging each transition once
 
@@ -141,7 +141,7 @@ class RedisBackend:
     def last_id(self) -> EventId:
         return self._last
 
-    async def publish(self, topic: str, event: Event) -> EventId:
+    async def publish(self, topic: str, body: bytes) -> EventId:
         try:
             raw = await self._script(
                 keys=[
@@ -153,7 +153,7 @@ class RedisBackend:
                     self._keys["trimmed"],
                 ],
                 args=[
-                    event.encode(),
+                    body,
                     self.history,
                     0 if self.history_age is None else max(int(self.history_age * 1000), 1),
                     topic,
@@ -167,10 +167,10 @@ class RedisBackend:
         assert event_id is not None
         return event_id
 
-    def publish_nowait(self, topic: str, event: Event) -> EventId | None:
+    def publish_nowait(self, topic: str, body: bytes) -> EventId | None:
         if len(self._outbox) >= OUTBOX_LIMIT:
             raise BackendUnavailable(f"{OUTBOX_LIMIT} events already wait for Redis at {_shown(self.url)}")
-        self._outbox.append((topic, event))
+        self._outbox.append((topic, body))
         if self._outbox_ready is not None:
             self._outbox_ready.set()
         return None
@@ -185,9 +185,9 @@ class RedisBackend:
     async def _drain_outbox(self, *, retry: bool = False) -> None:
         delay = 0.5
         while self._outbox:
-            topic, event = self._outbox[0]
+            topic, body = self._outbox[0]
             try:
-                await self.publish(topic, event)
+                await self.publish(topic, body)
             except BackendUnavailable:
                 if not retry:
                     return
