@@ -814,7 +814,8 @@ def write_markdown(path: Path, summary: dict[str, Any], meta: dict[str, Any]) ->
     m = meta
     out = [
         f"### Fan-out latency (publish call → the last of N idle streams has the event; {m['publishes']} "
-        f"publishes {m['spacing'] * 1000:.0f} ms apart, {m['size']}-byte events)",
+        f"publishes, each {m['spacing'] * 1000:.0f} ms after every stream had the previous one; "
+        f"{m['size']}-byte events)",
         "",
         "| App | Streams | p50 (ms) | × floor | p99 (ms) | × floor | server CPU per publish (ms) | × floor "
         "| server busy | client busy |",
@@ -1035,18 +1036,21 @@ def write_plots(out: Path, summary: dict[str, Any], data: dict[str, Any]) -> Non
         (a2, "publish_rtt_p99_ms", "Publisher's /publish round trip p99 (ms)"),
     ):
         before = [r["readers_only"][metric] or 0 for r in summary["slow"]]
-        after = [r["with_slow"][metric] or 0 for r in summary["slow"]]
+        # a phase that blocked has no figure of its own: no bar, the word instead
+        after = [0 if r["with_slow"]["blocked"] else r["with_slow"][metric] or 0 for r in summary["slow"]]
         ax.bar([x - 0.2 for x in xs], before, 0.4, label="readers only", color="lightgrey")
         ax.bar(
             [x + 0.2 for x in xs], after, 0.4, label="with one slow client", color=[colors[k] for k in keys]
         )
+        ax.set_yscale("log")
+        low = min(v for v in before + after if v > 0) / 1.5
+        ax.set_ylim(bottom=low)
         for x, r in zip(xs, summary["slow"], strict=True):
             if r["with_slow"]["blocked"]:
-                ax.text(x + 0.2, 0, "blocked", rotation=90, ha="center", va="bottom", fontsize=8)
+                ax.text(x + 0.2, low * 1.1, "blocked", rotation=90, ha="center", va="bottom", fontsize=9)
         ax.set_xticks(xs)
         ax.set_xticklabels([label(k) for k in keys], rotation=15, fontsize=8)
         ax.set_title(title)
-        ax.set_yscale("log")
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
