@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import shutil
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Route
+from playwright.sync_api import BrowserContext, Route
 
 import graceful_sse
 
-from browser import SCREENSHOTS, Watched, chromium, open_page
+from browser import SCREENSHOTS, Watched, open_page
 from harness import APPS, BIN, RunMode, Server, free_port, running
 from tcp_proxy import Listener, Proxy
 
@@ -25,20 +24,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
 # Chromium reports a refused connection itself; that is the network, not the page's scripts.
 NETWORK = ("net::ERR_CONNECTION_REFUSED", "Failed to load resource")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    """A fresh browser profile per test, closed after it (pages of old tests do not linger)."""
-    ctx = browser.new_context(viewport={"width": 1100, "height": 800})
-    yield ctx
-    ctx.close()
 
 
 def demo(port: int) -> RunMode:

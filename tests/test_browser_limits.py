@@ -9,15 +9,14 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Page, Request
+from playwright.sync_api import BrowserContext, Page, Request
 
-from browser import Watched, chromium, open_page
+from browser import Watched, open_page
 from harness import BIN, RunMode, free_port, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
@@ -26,19 +25,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.servers]
 # resource: the server responded with a status of 503"): that is the server's answer, not the
 # page's scripts. Anything else on the console is a problem.
 REFUSED = re.compile(r"^error: Failed to load resource: the server responded with a status of (403|503) ")
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    ctx = browser.new_context(viewport={"width": 1100, "height": 800})
-    yield ctx
-    ctx.close()
 
 
 def page_app(port: int, **env: str) -> RunMode:
