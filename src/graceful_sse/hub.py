@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import json
 import re
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -506,7 +505,7 @@ class Hub:
 
     def _gap(self, topics: Iterable[str], reason: str) -> None:
         """The backend lost events it cannot replay: tell the subscribers of ``topics``."""
-        chunk = encode(Event(event="reset", data={"reason": reason}))
+        chunk = _reset_event(reason)
         for topic in topics:
             for sub in self._topics.get(topic, ()):
                 sub.put(chunk)
@@ -584,14 +583,17 @@ class Hub:
         self.counters.resets += 1
         shown = last_event_id if len(last_event_id) <= 40 else last_event_id[:40] + "…"
         logger.info("graceful-sse: cannot replay after Last-Event-ID %r (%s); sending reset", shown, reason)
-        return encode(Event(event="reset", data={"reason": reason}))
+        return _reset_event(reason)
 
     def _slow_farewell(self) -> bytes:
-        lo, hi = self.lifecycle.restart_window
-        delay = round(self.lifecycle._rng.uniform(lo, hi) * 1000)
-        body = {"reason": "slow", "message": "You fell behind; reconnecting to catch up."}
-        data = json.dumps(body, separators=(",", ":"))
-        return f"retry: {delay}\nevent: restart\ndata: {data}\n\n".encode()
+        return self.lifecycle.restart_event(
+            {"reason": "slow", "message": "You fell behind; reconnecting to catch up."}
+        )
+
+
+def _reset_event(reason: str) -> Encoded:
+    """Tells a page that events it should have had cannot be given: re-render from scratch."""
+    return encode(Event(event="reset", data={"reason": reason}))
 
 
 def _without_id(data: Any, event: str | None) -> Event:

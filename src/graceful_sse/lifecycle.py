@@ -404,10 +404,13 @@ class Lifecycle:
             body = {"kind": kind, "message": self.stop_message}
             parts.append(_farewell_event("shutdown", STOP_RETRY_MS, body))
         else:
-            delay = round(self._rng.uniform(*self.restart_window) * 1000)
-            body = {"kind": kind, "message": self.restart_message, "retry": delay}
-            parts.append(_farewell_event("restart", delay, body))
+            parts.append(self.restart_event({"kind": kind, "message": self.restart_message}))
         return b"".join(parts)
+
+    def restart_event(self, body: dict[str, Any]) -> bytes:
+        """A ``restart`` event whose ``retry:`` is random in ``restart_window`` (also in ``body``)."""
+        delay = round(self._rng.uniform(*self.restart_window) * 1000)
+        return _farewell_event("restart", delay, {**body, "retry": delay})
 
     # -- shutdown ----------------------------------------------------------------------------
 
