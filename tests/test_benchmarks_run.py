@@ -21,10 +21,12 @@ def _run(args: list[str], out: Path) -> str:
     return (out / next(p.name for p in out.iterdir() if p.suffix == ".md")).read_text()
 
 
+@pytest.mark.redis
 def test_the_hub_benchmark_runs_and_writes_its_tables(tmp_path: Path) -> None:
     tiny = "--sizes 100 --repeats 1 --publishes 5 --tput-seconds 1 --slow-n 50 --slow-seconds 1,2"
     table = _run(["benchmarks/hub/run.py", *tiny.split(), "--quiet-wait", "0", "--retries", "1"], tmp_path)
-    for label in ("floor (raw ASGI)", "graceful_sse in FastHTML", "sse-starlette + broadcaster"):
+    labels = ("floor (raw ASGI)", "graceful_sse in FastHTML", "sse-starlette + broadcaster", "Redis, 2 work")
+    for label in labels:
         assert label in table
     assert (tmp_path / "hub.png").exists()
 

@@ -13,7 +13,14 @@ per second, first with only those, then with one more connection that sends its 
 never reads; publisher latency, the readers' fan-out latency and the server's RSS over time, in
 both phases.
 
-    .venv/bin/python benchmarks/hub/run.py            # the full run (about 20 minutes)
+The row "graceful_sse in FastHTML, Redis, 2 workers" runs the same app as graceful_sse with
+``SSE_BROKER_URL`` pointing at a private ``redis-server`` (started on a free port for the run, or
+``--redis URL``) under ``uvicorn --workers 2``: the kernel spreads the streams over both workers,
+a publish goes to one of them and reaches the other's streams through Redis. Its CPU is summed
+over both workers and its memory is both workers' RSS; it is not in the slow-client scenario
+(which samples one process).
+
+    .venv/bin/python benchmarks/hub/run.py            # the full run (about 35 minutes)
     .venv/bin/python benchmarks/hub/run.py --quick    # smoke run (about 2 minutes)
     .venv/bin/python benchmarks/hub/run.py --replot   # table and plots again from results/hub.json
 
@@ -32,6 +39,7 @@ import os
 import platform
 import queue
 import resource
+import shutil
 import signal
 import socket
 import statistics
@@ -39,6 +47,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +57,7 @@ APPS_DIR = HERE / "apps"
 RESULTS = HERE / "results"
 LOGS = RESULTS / "logs"
 BIN = Path(sys.executable).parent
+REDIS_URL: str | None = None  # set by main(): a private redis-server, or --redis
 
 
 @dataclass(frozen=True)
@@ -56,6 +66,8 @@ class App:
     module: str
     label: str
     what: str
+    workers: int = 1
+    redis: bool = False  # the hub on Redis (SSE_BROKER_URL), with a key prefix of its own per run
 
 
 APPS: dict[str, App] = {
@@ -72,6 +84,15 @@ APPS: dict[str, App] = {
             "graceful_app",
             "graceful_sse in FastHTML",
             "fast_app(lifespan=hub.lifespan); EventStream(hub.subscribe(...)); await hub.publish(...)",
+        ),
+        App(
+            "graceful_redis",
+            "graceful_app",
+            "graceful_sse in FastHTML, Redis, 2 workers",
+            "the same FastHTML app with SSE_BROKER_URL=redis://… under uvicorn --workers 2: the streams "
+            "spread over both workers; a publish goes to one and reaches the other's streams through Redis",
+            workers=2,
+            redis=True,
         ),
         App(
             "graceful_starlette",
@@ -204,6 +225,13 @@ class Server:
             "warning",
         ]
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.workers = app.workers
+        if app.workers > 1:
+            self.cmd += ["--workers", str(app.workers)]
+        if app.redis:
+            if REDIS_URL is None:
+                raise RuntimeError("no Redis for this app (see --redis)")
+            env["SSE_BROKER_URL"] = f"{REDIS_URL}?prefix=bench{uuid.uuid4().hex[:8]}"
         self.proc = subprocess.Popen(
             self.cmd, cwd=APPS_DIR, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True
         )
@@ -219,16 +247,43 @@ class Server:
             time.sleep(0.05)
         raise RuntimeError("server did not answer in time")
 
+    def pids(self) -> list[int]:
+        """The server's process and, with --workers, its worker processes."""
+        import psutil
+
+        with contextlib.suppress(psutil.Error):
+            return [self.proc.pid, *(c.pid for c in psutil.Process(self.proc.pid).children(recursive=True))]
+        return [self.proc.pid]
+
     def cpu(self) -> float:
-        """CPU seconds of all the server's threads (schedstat: nanoseconds, not 10 ms ticks)."""
+        """CPU seconds of all the server's threads, in every process (schedstat: nanoseconds)."""
         total = 0
-        for task in Path(f"/proc/{self.proc.pid}/task").iterdir():
-            with contextlib.suppress(OSError, ValueError):
-                total += int((task / "schedstat").read_text().split()[0])
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for task in Path(f"/proc/{pid}/task").iterdir():
+                    with contextlib.suppress(OSError, ValueError):
+                        total += int((task / "schedstat").read_text().split()[0])
         return total / 1e9
 
     def rss(self, gc: bool) -> int:
-        return int(self.http.get("/rss?gc=1" if gc else "/rss", timeout=30.0)["rss"])
+        if self.workers == 1:
+            return int(self.http.get("/rss?gc=1" if gc else "/rss", timeout=30.0)["rss"])
+        return self._workers_rss(gc)
+
+    def _workers_rss(self, gc: bool) -> int:
+        """The sum over the workers: new connections until each worker has answered (the kernel
+        hands a connection to one of them), so that each ran its own collection."""
+        seen: dict[int, int] = {}
+        for _ in range(200):
+            http = Http(self.port)
+            try:
+                answer = http.get("/rss?gc=1" if gc else "/rss", timeout=30.0)
+            finally:
+                http.close()
+            seen[int(answer["pid"])] = int(answer["rss"])
+            if len(seen) == self.workers:
+                return sum(seen.values())
+        raise RuntimeError(f"only {len(seen)} of {self.workers} workers answered /rss")
 
     def stop(self) -> None:
         self.http.close()
@@ -238,6 +293,44 @@ class Server:
             self.proc.wait()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        self.log.close()
+
+
+class PrivateRedis:
+    """A ``redis-server`` of the benchmark's own on a free port, keeping nothing on disk."""
+
+    def __init__(self, log: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise SystemExit("the Redis row needs redis-server (apt-get install redis-server) or --redis URL")
+        port = free_port()
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.log = log.open("wb")
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+                s.sendall(b"PING\r\n")
+                if s.recv(64).startswith(b"+PONG"):
+                    return
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                self.stop()
+                raise SystemExit(f"redis-server did not start; see {log}")
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.proc.wait(5)
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
         self.log.close()
 
 
@@ -377,14 +470,20 @@ def ms(x: float | None) -> float | None:
 
 
 def warm_up(server: Server) -> None:
-    """One stream and one publish, so that code paths imported lazily are in the baseline RSS."""
-    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
-        s.sendall(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
-        s.recv(65536)
+    """A few streams and one publish, so that code paths imported lazily are in the baseline RSS
+    (with --workers, several streams, so that every worker is likely to have had one)."""
+    with contextlib.ExitStack() as stack:
+        streams = []
+        for _ in range(1 if server.workers == 1 else 4 * server.workers):
+            s = stack.enter_context(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+            s.sendall(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            s.recv(65536)
+            streams.append(s)
         server.http.get("/publish?seq=0&size=64")
         time.sleep(0.05)
-        with contextlib.suppress(OSError):
-            s.recv(65536)
+        for s in streams:
+            with contextlib.suppress(OSError):
+                s.recv(65536)
     time.sleep(0.3)
 
 
@@ -896,7 +995,10 @@ def write_markdown(path: Path, summary: dict[str, Any], meta: dict[str, Any]) ->
         f"({m['total_seconds'] / 60:.0f} min) on a {mach['cpu_count']}-core machine ({mach['cpu_model']}; "
         "the server and the load clients share these 2 cores), "
         f"Python {mach['python']}, uvicorn {v.get('uvicorn')} with {m['server']['loop']} and "
-        f"{m['server']['http']} (as reported by every app's /health), one process per app, "
+        f"{m['server']['http']} (as reported by every app's /health), one process per app except "
+        "the Redis row (uvicorn --workers 2 and a private redis-server on the same machine: its CPU is "
+        "both workers' summed, its memory both workers' RSS after a gc in each; not in the slow-client "
+        "scenario, which samples one process), "
         f"{m['client_procs']} load-client processes (uvloop, raw sockets). "
         "*× floor* divides by the raw-ASGI floor's median in the same cell (for the slow-client table: by "
         "the floor's figure with readers only, since the floor itself blocks). "
@@ -932,6 +1034,7 @@ def write_plots(out: Path, summary: dict[str, Any], data: dict[str, Any]) -> Non
         "graceful_starlette": "o",
         "seed": "^",
         "sse_starlette": "D",
+        "graceful_redis": "v",
     }
     fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
     ax = axes[0][0]
@@ -1021,7 +1124,9 @@ def write_plots(out: Path, summary: dict[str, Any], data: dict[str, Any]) -> Non
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
     fig.suptitle(
-        f"Hub benchmark: uvicorn + uvloop + httptools, one process, {os.cpu_count()} cores", fontsize=11
+        f"Hub benchmark: uvicorn + uvloop + httptools, one process per app (Redis row: 2 workers), "
+        f"{os.cpu_count()} cores",
+        fontsize=11,
     )
     fig.tight_layout()
     fig.savefig(out / "hub.png", dpi=110)
@@ -1231,6 +1336,11 @@ def main() -> None:
         "--quiet-wait", type=float, default=900, help="seconds to wait for a quiet machine, at most"
     )
     p.add_argument("--quick", action="store_true", help="smoke run: small sizes, one repeat, short phases")
+    p.add_argument(
+        "--redis",
+        default="private",
+        help="for the Redis row: 'private' (a redis-server of our own on a free port), or a redis:// URL",
+    )
     p.add_argument("--out", default=str(RESULTS), help="results directory")
     p.add_argument("--replot", action="store_true", help="rewrite hub.md and the plots from hub.json")
     args = p.parse_args()
@@ -1251,11 +1361,25 @@ def main() -> None:
     for a in apps:
         if a not in APPS:
             p.error(f"unknown app {a!r}; known: {', '.join(APPS)}")
-    global LOGS
+    global LOGS, REDIS_URL
     LOGS = out / "logs"
     LOGS.mkdir(parents=True, exist_ok=True)
     raise_nofile(max(args.sizes) + 1000)
+    redis_server = None
+    if any(APPS[a].redis for a in apps):
+        if args.redis == "private":
+            redis_server = PrivateRedis(LOGS / "redis-server.log")
+            REDIS_URL = redis_server.url
+        else:
+            REDIS_URL = args.redis
+    try:
+        run_all(args, apps, out)
+    finally:
+        if redis_server is not None:
+            redis_server.stop()
 
+
+def run_all(args: argparse.Namespace, apps: list[str], out: Path) -> None:
     subprocess.run([sys.executable, str(HERE / "client.py"), "--selftest"], check=True)
     lib_before = library_state()
     load_before = os.getloadavg()
@@ -1294,7 +1418,8 @@ def main() -> None:
                 print(line, flush=True)
     if not args.no_slow:
         for rep in range(args.repeats):
-            for key in apps:
+            # one process only: its RSS is sampled on one connection, its publishes timed in-process
+            for key in [a for a in apps if APPS[a].workers == 1]:
                 print(
                     f"{stamp()} {key:18s} slow client, N={args.slow_n} repeat {rep + 1}/{args.repeats}",
                     flush=True,
