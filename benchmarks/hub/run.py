@@ -45,6 +45,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import textwrap
 import threading
 import time
 import uuid
@@ -918,6 +919,11 @@ def label(key: str) -> str:
     return APPS[key].label if key in APPS else key
 
 
+def short_label(key: str) -> str:
+    """The label on two or three lines, for a plot's axis."""
+    return textwrap.fill(label(key), 14, break_long_words=False)
+
+
 def write_markdown(path: Path, summary: dict[str, Any], meta: dict[str, Any]) -> str:
     m = meta
     out = [
@@ -1093,7 +1099,7 @@ def write_plots(out: Path, summary: dict[str, Any], data: dict[str, Any]) -> Non
                 fontsize=8,
             )
         ax.set_xticks(list(xs))
-        ax.set_xticklabels([label(k) for k in keys], rotation=15, fontsize=8)
+        ax.set_xticklabels([short_label(k) for k in keys], fontsize=7)
         ax.set_ylabel(ylabel)
         ax.set_title(title)
         ax.margins(y=0.2)
@@ -1165,7 +1171,7 @@ def write_plots(out: Path, summary: dict[str, Any], data: dict[str, Any]) -> Non
             if r["with_slow"]["blocked"]:
                 ax.text(x + 0.2, low * 1.1, "blocked", rotation=90, ha="center", va="bottom", fontsize=9)
         ax.set_xticks(xs)
-        ax.set_xticklabels([label(k) for k in keys], rotation=15, fontsize=8)
+        ax.set_xticklabels([short_label(k) for k in keys], fontsize=7)
         ax.set_title(title)
         ax.grid(True, axis="y", alpha=0.3)
         ax.legend(fontsize=8)
