@@ -1,7 +1,9 @@
 """What a user sees when the server will not open a stream: full (503) and not allowed (403).
 
-An EventSource cannot read a status code; the monitor asks once with HEAD. Real servers in
-subprocesses, headless Debian Chromium through playwright.
+Both when the page first opens the stream and when it comes back after a dropped connection, with
+htmx 2 (an EventSource cannot read a status code: the monitor asks once with HEAD) and htmx 4
+(hx-sse streams with fetch and reconnects by itself: the monitor takes over those two answers),
+and for tabs that share one stream. Real servers in subprocesses, headless Debian Chromium.
 """
 
 from __future__ import annotations
@@ -9,26 +11,35 @@ from __future__ import annotations
 import itertools
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import BrowserContext, Page, Request
+from playwright.sync_api import BrowserContext, Page, Request, Route
 
 from browser import Watched, open_page
-from harness import BIN, RunMode, free_port, running
+from harness import BIN, RunMode, Server, free_port, running
+from tcp_proxy import Proxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
+
+HTMX = pytest.mark.parametrize("htmx", [2, 4], ids=["htmx2", "htmx4"])
 
 # Chromium notes every answer with an error status on the console itself ("Failed to load
 # resource: the server responded with a status of 503"): that is the server's answer, not the
 # page's scripts. Anything else on the console is a problem.
 REFUSED = re.compile(r"^error: Failed to load resource: the server responded with a status of (403|503) ")
+NETWORK = re.compile(r"^error: Failed to load resource: net::ERR_")
+# htmx 4 logs every event whose detail carries an error, hx-sse's network errors and refusals too.
+HTMX4_LOG = re.compile(r"^error: htmx: htmx:sse:error: ")
 
 
-def page_app(port: int, **env: str) -> RunMode:
-    return RunMode("page app", [str(BIN / "uvicorn"), "page_app:app", "--port", str(port)], env=env)
+def page_app(port: int, htmx: int = 2, **env: str) -> RunMode:
+    cmd = [str(BIN / "uvicorn"), "page_app:app", "--port", str(port)]
+    return RunMode("page app", cmd, env={"PAGE_HTMX": str(htmx), **env})
 
 
 @dataclass
@@ -43,6 +54,9 @@ class FeedRequests:
 
     def times(self, method: str) -> list[float]:
         return [t for m, t in self.seen if m == method]
+
+    def methods(self) -> list[str]:
+        return [m for m, _ in self.seen]
 
 
 def watch(context: BrowserContext, url: str) -> tuple[Watched, FeedRequests]:
@@ -59,14 +73,41 @@ def watch(context: BrowserContext, url: str) -> tuple[Watched, FeedRequests]:
 
 
 def script_problems(page: Watched) -> list[str]:
-    return [p for p in page.problems if not REFUSED.match(p)]
+    return [p for p in page.problems if not any(r.match(p) for r in (REFUSED, NETWORK, HTMX4_LOG))]
 
 
+def publish(server: Server, text: str) -> None:
+    httpx.get(server.url + "/publish", params={"text": text})
+
+
+def assert_feed_holds_only_messages(page: Watched) -> None:
+    """No refusal's body ("Too many open streams", "Not allowed") was swapped into the page."""
+    assert page.page.inner_text("#feed").split() == " ".join(page.feed()).split()
+
+
+def assert_not_allowed(page: Watched) -> None:
+    indicator = page.page.locator("#sse-status")
+    assert indicator.get_attribute("data-reason") == "forbidden"
+    assert indicator.locator(".sse-label").inner_text() == "Not allowed"
+    assert indicator.locator("[data-sse-reconnect]").count() == 1
+    assert_feed_holds_only_messages(page)
+
+
+@contextmanager
+def proxied(server: Server) -> Iterator[tuple[Proxy, str]]:
+    proxy = Proxy(free_port(), server.port)
+    try:
+        yield proxy, f"http://127.0.0.1:{proxy.listen_port}/"
+    finally:
+        proxy.close()
+
+
+@HTMX
 def test_a_full_server_makes_the_page_wait_at_least_retry_after_then_it_gets_in(
-    context: BrowserContext, tmp_path: Path
+    context: BrowserContext, tmp_path: Path, htmx: int
 ) -> None:
     port = free_port()
-    mode = page_app(port, PAGE_MAX_STREAMS="1", PAGE_RETRY_AFTER="2")
+    mode = page_app(port, htmx, PAGE_MAX_STREAMS="1", PAGE_RETRY_AFTER="2")
     with running(mode, port, tmp_path / "server.log") as server:
         first = open_page(context, server.url + "/")
         first.wait_state("live")
@@ -74,7 +115,8 @@ def test_a_full_server_makes_the_page_wait_at_least_retry_after_then_it_gets_in(
         second.wait_state("reconnecting")
         second.page.wait_for_timeout(5000)
         gets = requests.times("GET")
-        assert len(requests.times("HEAD")) >= 1, "the monitor asked why"
+        if htmx == 2:
+            assert len(requests.times("HEAD")) >= 1, "the monitor asked why"
         assert len(gets) >= 2, requests.seen
         gaps = [b - a for a, b in itertools.pairwise(gets)]
         assert min(gaps) >= 2.0, f"a retry came before Retry-After: {gaps}"
@@ -83,31 +125,119 @@ def test_a_full_server_makes_the_page_wait_at_least_retry_after_then_it_gets_in(
         first.page.close()  # its place frees up
         second.wait_state("live", timeout=20)
         assert "stopped" not in second.states and "given-up" not in second.states
-        httpx.get(server.url + "/publish", params={"text": "in at last"})
+        publish(server, "in at last")
         second.wait_feed("in at last")
+        assert second.feed() == ["in at last"]
+        assert_feed_holds_only_messages(second)
         assert script_problems(second) == [] and first.problems == []
 
 
+@HTMX
 def test_a_refused_topic_stops_the_page_with_the_reason_until_reconnect(
-    context: BrowserContext, tmp_path: Path
+    context: BrowserContext, tmp_path: Path, htmx: int
 ) -> None:
     port = free_port()
-    with running(page_app(port, PAGE_MEMBERS_ONLY="1"), port, tmp_path / "server.log") as server:
+    with running(page_app(port, htmx, PAGE_MEMBERS_ONLY="1"), port, tmp_path / "server.log") as server:
         page, requests = watch(context, server.url + "/")
         page.wait_state("stopped")
-        indicator = page.page.locator("#sse-status")
-        assert indicator.get_attribute("data-reason") == "forbidden"
-        assert indicator.locator(".sse-label").inner_text() == "Not allowed"
-        assert indicator.locator("[data-sse-reconnect]").count() == 1
-        page.screenshot_status("not-allowed")
+        assert_not_allowed(page)
+        if htmx == 2:
+            page.screenshot_status("not-allowed")
+        # htmx 4 reads the status from its own request; an EventSource needs one HEAD to learn it
+        assert requests.methods() == (["GET", "HEAD"] if htmx == 2 else ["GET"])
         count = len(requests.seen)
-        assert [m for m, _ in requests.seen] == ["GET", "HEAD"]
         page.page.wait_for_timeout(5000)
         assert len(requests.seen) == count, "nothing more until the user asks"
         context.add_cookies([{"name": "member", "value": "yes", "url": server.url}])
         page.page.click("#sse-status [data-sse-reconnect]")
         page.wait_state("live", timeout=10)
-        assert indicator.get_attribute("data-reason") is None
-        httpx.get(server.url + "/publish", params={"text": "welcome"})
+        assert page.page.locator("#sse-status").get_attribute("data-reason") is None
+        publish(server, "welcome")
         page.wait_feed("welcome")
         assert script_problems(page) == []
+
+
+@HTMX
+def test_a_reconnection_refused_with_403_stops_and_asks_nothing_more(
+    context: BrowserContext, tmp_path: Path, htmx: int
+) -> None:
+    port = free_port()
+    with (
+        running(page_app(port, htmx, PAGE_MEMBERS_ONLY="1"), port, tmp_path / "server.log") as server,
+        proxied(server) as (proxy, url),
+    ):
+        context.add_cookies([{"name": "member", "value": "yes", "url": url}])
+        page, requests = watch(context, url)
+        page.wait_state("live")
+        publish(server, "before")
+        page.wait_feed("before")
+        context.clear_cookies()  # membership ends while the stream is open
+        proxy.cut()
+        page.wait_state("stopped", timeout=15)
+        assert_not_allowed(page)
+        count = len(requests.seen)
+        page.page.wait_for_timeout(5000)
+        assert len(requests.seen) == count, "nothing more until the user asks"
+        assert page.feed() == ["before"]
+        assert script_problems(page) == []
+
+
+@HTMX
+def test_a_reconnection_refused_with_503_waits_retry_after_and_resumes_where_it_was(
+    context: BrowserContext, tmp_path: Path, htmx: int
+) -> None:
+    """A load balancer (here: the browser's own request routing) answers 503 for a while."""
+    port = free_port()
+    with (
+        running(page_app(port, htmx), port, tmp_path / "server.log") as server,
+        proxied(server) as (proxy, url),
+    ):
+        page, requests = watch(context, url)
+        page.wait_state("live")
+        publish(server, "m1")
+        page.wait_feed("m1")
+
+        def busy(route: Route) -> None:
+            route.fulfill(status=503, headers={"Retry-After": "2"}, body="Service busy")
+
+        context.route("**/feed*", busy)
+        proxy.cut()
+        page.wait_state("reconnecting", timeout=10)
+        publish(server, "m2")  # missed while refused
+        deadline = time.monotonic() + 30
+        while len(refused := requests.times("GET")[1:]) < 3 and time.monotonic() < deadline:
+            page.page.wait_for_timeout(250)
+        assert len(refused) >= 3, requests.seen
+        gaps = [b - a for a, b in itertools.pairwise(refused)]
+        assert min(gaps) >= 2.0, f"a retry came before Retry-After: {gaps}"
+        assert page.status() == "reconnecting"
+        context.unroute("**/feed*", busy)
+        page.wait_state("live", timeout=20)
+        publish(server, "m3")
+        page.wait_feed("m3")
+        assert page.feed() == ["m1", "m2", "m3"], "resumed where it was: each message once"
+        assert page.page.locator("#sse-status").get_attribute("data-reason") is None
+        assert_feed_holds_only_messages(page)
+        assert script_problems(page) == []
+
+
+def test_tabs_sharing_a_stream_all_say_not_allowed_and_reconnect_together(
+    context: BrowserContext, tmp_path: Path
+) -> None:
+    port = free_port()
+    mode = page_app(port, 2, PAGE_MEMBERS_ONLY="1", PAGE_SHARED="1")
+    with running(mode, port, tmp_path / "server.log") as server:
+        tabs = [open_page(context, server.url + "/") for _ in range(2)]
+        for tab in tabs:
+            tab.wait_state("stopped")
+            assert_not_allowed(tab)
+        context.add_cookies([{"name": "member", "value": "yes", "url": server.url}])
+        follower = next(t for t in tabs if not t.stream_requests)
+        follower.page.click("#sse-status [data-sse-reconnect]")
+        for tab in tabs:
+            tab.wait_state("live", timeout=10)
+        assert httpx.get(server.url + "/stats").json()["streams"] == 1
+        publish(server, "welcome both")
+        for tab in tabs:
+            tab.wait_feed("welcome both")
+            assert script_problems(tab) == []

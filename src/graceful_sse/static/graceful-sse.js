@@ -5,7 +5,10 @@
  * with a GracefulEventSource, an object with the EventSource interface that owns the real
  * connection. The extension's listeners (sse-swap, sse-close) stay attached across reconnections,
  * and its console.error-on-every-error handler is never called: we decide about reconnecting.
- * htmx 4: hx-sse reconnects by itself (with jitter); we follow its events to show the state.
+ * htmx 4: hx-sse reconnects by itself (with jitter); we follow its events to show the state, and
+ * take over what it would get wrong: a refused first request (403/503) is not swapped into the
+ * element; 403 stops, 503 waits Retry-After (first request: we open it again; hx-sse's own
+ * reconnection: we hold its next attempt and release it); data-sse-max-attempts bounds its attempts.
  *
  * States (shown by the indicator named in data-sse-status, and fired as `sse:state` with
  * {state, previous, reason}):
@@ -372,7 +375,7 @@
     this._reason = reason;
     var elt = findElement(this.url);
     if (elt) this._elt = elt;
-    if (this._shared && this._shared.isLeader) this._post({ kind: "state", state: state });
+    if (this._shared && this._shared.isLeader) this._post({ kind: "state", state: state, reason: reason });
     announce(this._elt, state, previous, reason);
   };
 
@@ -386,12 +389,21 @@
   GracefulEventSource.prototype._fromChannel = function (message) {
     var leads = this._shared.isLeader;
     if (message.kind === "event" && !leads) this._deliver(message.type, message.data, message.lastEventId);
-    else if (message.kind === "state" && !leads && message.state !== "stopped") this._setState(message.state);
-    else if (message.kind === "hello" && leads && this._state) this._post({ kind: "state", state: this._state });
+    else if (message.kind === "state" && !leads) this._followState(message.state, message.reason);
+    else if (message.kind === "hello" && leads && this._state) {
+      this._post({ kind: "state", state: this._state, reason: this._reason });
+    }
     else if (message.kind === "reopen") {
       if (this.readyState === 2 || NEEDS_ACTION[this._state]) reopenFor(this);
       else if (leads) this.reconnect(0);
     }
+  };
+
+  /* A state the leader relays. Its `shutdown` reaches us as an event, and stops us there; a stop
+     with a reason (403) comes only as a state. */
+  GracefulEventSource.prototype._followState = function (state, reason) {
+    if (state !== "stopped") this._setState(state);
+    else if (reason) this._stopped(reason);
   };
 
   Object.defineProperty(GracefulEventSource.prototype, "state", { get: function () { return this._state; } });
@@ -407,27 +419,119 @@
   function isHtmx4() { return !!(window.htmx && String(window.htmx.version || "").charAt(0) === "4"); }
 
   var htmx4State = new WeakMap();
+  var htmx4Refused = new WeakMap(); // element -> true: cancel hx-sse's next reconnection (403)
+  var htmx4Attempts = new WeakMap(); // element -> refused first requests in a row
 
-  function setHtmx4State(elt, state) {
+  function setHtmx4State(elt, state, reason) {
     var previous = htmx4State.get(elt);
-    if (previous === state) return;
-    htmx4State.set(elt, state);
-    announce(elt, state, previous);
+    if (previous && previous.state === state && previous.reason === (reason || "")) return;
+    htmx4State.set(elt, { state: state, reason: reason || "" });
+    announce(elt, state, previous && previous.state, reason);
   }
 
+  function htmx4StateOf(elt) { var s = htmx4State.get(elt); return s && s.state; }
+
+  function optionsOf(elt) {
+    return {
+      maxAttempts: intAttr(elt, "data-sse-max-attempts", 10),
+      base: intAttr(elt, "data-sse-backoff-base", 1000),
+      cap: intAttr(elt, "data-sse-backoff-cap", 30000)
+    };
+  }
+
+  function fullJitter(options, attempt) {
+    return Math.random() * Math.min(options.cap, options.base * Math.pow(2, Math.max(0, attempt - 1)));
+  }
+
+  /* The stream's first request was refused. htmx would swap the answer into the element like any
+     other and never ask again; instead: 403 stops, 503 asks again no sooner than Retry-After. */
+  function htmx4FirstRefused(elt, response) {
+    if (response.status === 403) { setHtmx4State(elt, "stopped", "forbidden"); return; }
+    var options = optionsOf(elt);
+    var attempt = (htmx4Attempts.get(elt) || 0) + 1;
+    if (attempt > options.maxAttempts) { setHtmx4State(elt, "given-up"); return; }
+    setHtmx4State(elt, "reconnecting");
+    setTimeout(function () {
+      if (!elt.isConnected || NEEDS_ACTION[htmx4StateOf(elt)]) return;
+      var clone = reopenElement(elt);
+      htmx4Attempts.set(clone, attempt);
+      setHtmx4State(clone, "reconnecting");
+    }, retryAfterMs(response) + fullJitter(options, attempt));
+  }
+
+  /* hx-sse's own reconnection was refused. It tells us only the status, and computes its next
+     delay right after telling us: that delay becomes a day, we ask once with HEAD for Retry-After,
+     and release the waiting attempt through hx-sse's own delay canceller when it is due. */
+  function htmx4ReconnectRefused(elt, connection, status) {
+    if (status === 403) {
+      htmx4Refused.set(elt, true);
+      setHtmx4State(elt, "stopped", "forbidden");
+      return;
+    }
+    setHtmx4State(elt, "reconnecting");
+    var config = connection.config;
+    var saved = {
+      reconnectDelay: config.reconnectDelay, reconnectMaxDelay: config.reconnectMaxDelay,
+      reconnectJitter: config.reconnectJitter
+    };
+    Object.assign(config, { reconnectDelay: 86400000, reconnectMaxDelay: 86400000, reconnectJitter: 0 });
+    fetch(connection.url, { method: "HEAD", cache: "no-store", credentials: "same-origin" })
+      .catch(function () { return null; })
+      .then(function (response) {
+        Object.assign(config, saved);
+        // A stop leaves the attempt waiting: it ends when the element goes away (Reconnect).
+        if (response && response.status === 403) { setHtmx4State(elt, "stopped", "forbidden"); return; }
+        var minimum = response && response.status === 503 ? retryAfterMs(response) : 0;
+        setTimeout(function () {
+          if (connection.delayCanceller) connection.delayCanceller();
+        }, minimum + fullJitter(optionsOf(elt), connection.attempt));
+      });
+  }
+
+  /* Called by hx-sse before each attempt (its delay already computed): the place to cancel it. */
+  function htmx4BeforeConnection(elt, connection) {
+    if (connection.attempt === 0) return;
+    var refused = htmx4Refused.get(elt);
+    htmx4Refused.delete(elt);
+    if (refused || NEEDS_ACTION[htmx4StateOf(elt)] || connection.attempt > optionsOf(elt).maxAttempts) {
+      connection.cancelled = true;
+    }
+  }
+
+  function isStreamElement(elt) { return !!(elt && elt.matches && elt.matches(CONNECT_SELECTOR)); }
+
   function followHtmx4() {
-    document.addEventListener("htmx:sse:after:connection", function (e) { setHtmx4State(e.target, "live"); });
+    document.addEventListener("htmx:before:response", function (e) {
+      var ctx = e.detail && e.detail.ctx;
+      if (!ctx || !isStreamElement(e.target) || ctx.sourceElement !== e.target) return;
+      var status = ctx.response && ctx.response.status;
+      if (status !== 403 && status !== 503) return;
+      e.preventDefault(); // not swapped into the stream's element
+      htmx4FirstRefused(e.target, ctx.response);
+    });
+    document.addEventListener("htmx:sse:before:connection", function (e) {
+      if (e.detail && e.detail.connection) htmx4BeforeConnection(e.target, e.detail.connection);
+    });
+    document.addEventListener("htmx:sse:after:connection", function (e) {
+      htmx4Attempts.delete(e.target);
+      setHtmx4State(e.target, "live");
+    });
     document.addEventListener("htmx:sse:error", function (e) {
-      if (!NEEDS_ACTION[htmx4State.get(e.target)]) {
-        setHtmx4State(e.target, navigator.onLine === false ? "offline" : htmx4State.get(e.target) === "restarting" ? "restarting" : "reconnecting");
+      var status = e.detail && e.detail.status;
+      if ((status === 403 || status === 503) && e.detail.connection) {
+        htmx4ReconnectRefused(e.target, e.detail.connection, status);
+        return;
+      }
+      var state = htmx4StateOf(e.target);
+      if (!NEEDS_ACTION[state]) {
+        setHtmx4State(e.target, navigator.onLine === false ? "offline" : state === "restarting" ? "restarting" : "reconnecting");
       }
     });
-    document.addEventListener("restart", function (e) { if (e.target.matches && e.target.matches(CONNECT_SELECTOR)) setHtmx4State(e.target, "restarting"); });
-    document.addEventListener("shutdown", function (e) { if (e.target.matches && e.target.matches(CONNECT_SELECTOR)) setHtmx4State(e.target, "stopped"); });
+    document.addEventListener("restart", function (e) { if (isStreamElement(e.target)) setHtmx4State(e.target, "restarting"); });
+    document.addEventListener("shutdown", function (e) { if (isStreamElement(e.target)) setHtmx4State(e.target, "stopped"); });
     document.addEventListener("htmx:sse:close", function (e) {
-      var state = htmx4State.get(e.target);
       var reason = e.detail && e.detail.reason;
-      if (state !== "stopped" && reason === "ended") setHtmx4State(e.target, "given-up");
+      if (!NEEDS_ACTION[htmx4StateOf(e.target)] && reason === "ended") setHtmx4State(e.target, "given-up");
     });
     document.querySelectorAll(CONNECT_SELECTOR).forEach(function (elt) { setHtmx4State(elt, "connecting"); });
   }
