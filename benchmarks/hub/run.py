@@ -32,11 +32,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
-import importlib.metadata as md
 import json
 import os
-import platform
 import queue
 import resource
 import shutil
@@ -54,6 +51,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # runinfo, shared by the benchmarks
+
+import runinfo  # noqa: E402
+from runinfo import free_port, library_state, machine_info, raise_nofile  # noqa: E402
+
 APPS_DIR = HERE / "apps"
 RESULTS = HERE / "results"
 LOGS = RESULTS / "logs"
@@ -124,12 +126,6 @@ APPS: dict[str, App] = {
 
 
 # -- processes and HTTP ----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Http:
@@ -1183,65 +1179,22 @@ def write_plots(out: Path, summary: dict[str, Any], data: dict[str, Any]) -> Non
 # -- run info ----------------------------------------------------------------------------------------
 
 
-def library_state() -> dict[str, Any]:
-    """Which graceful_sse source ran: it is edited while benchmarks run, so fingerprint it."""
-    root = HERE.parent.parent
-    src = root / "src" / "graceful_sse"
-    digest = hashlib.sha256()
-    for f in sorted(src.rglob("*.py")):
-        digest.update(f.relative_to(src).as_posix().encode() + b"\0" + f.read_bytes())
-    state: dict[str, Any] = {"src_sha256": digest.hexdigest()[:16]}
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        git = ["git", "-C", str(root)]
-        state["git_head"] = subprocess.run(
-            [*git, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10
-        ).stdout.strip()
-        state["uncommitted_src_files"] = len(
-            subprocess.run(
-                [*git, "status", "--porcelain", "src"], capture_output=True, text=True, timeout=10
-            ).stdout.splitlines()
-        )
-    return state
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
-        "somaxconn": Path("/proc/sys/net/core/somaxconn").read_text().strip(),
-        "tcp_rmem": Path("/proc/sys/net/ipv4/tcp_rmem").read_text().split(),
-        "tcp_wmem": Path("/proc/sys/net/ipv4/tcp_wmem").read_text().split(),
-    }
-
-
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for dist in [
-        "graceful-sse",
-        "uvicorn",
-        "uvloop",
-        "httptools",
-        "starlette",
-        "python-fasthtml",
-        "sse-starlette",
-        "broadcaster",
-        "cjm-fasthtml-sse",
-        "anyio",
-    ]:
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = None
-    return out
+    return runinfo.versions(
+        [
+            "graceful-sse",
+            "uvicorn",
+            "uvloop",
+            "httptools",
+            "starlette",
+            "python-fasthtml",
+            "sse-starlette",
+            "broadcaster",
+            "cjm-fasthtml-sse",
+            "anyio",
+            "redis",
+        ]
+    )
 
 
 def process_cpu(pid: int) -> float:
@@ -1309,15 +1262,6 @@ def guarded(measure: Any, args: argparse.Namespace) -> dict[str, Any]:
             f"    other processes used {other:.0%} of the machine during this run: measuring again",
             flush=True,
         )
-
-
-def raise_nofile(need: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = hard if hard != resource.RLIM_INFINITY else max(soft, need)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
-    if want < need:
-        print(f"warning: RLIMIT_NOFILE hard limit {hard} is below the {need} descriptors needed", flush=True)
 
 
 def report(out: Path, data: dict[str, Any]) -> str:

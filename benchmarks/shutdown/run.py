@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.metadata as md
 import json
 import os
-import platform
 import re
 import select
 import signal
@@ -36,6 +34,11 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # runinfo, shared by the benchmarks
+
+import runinfo  # noqa: E402
+from runinfo import free_port, library_state, machine_info  # noqa: E402
+
 APPS_DIR = HERE / "apps"
 RESULTS = HERE / "results"
 LOGS = RESULTS / "logs"
@@ -120,12 +123,6 @@ APPS: dict[str, App] = {
         ),
     ]
 }
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def http_get(port: int, path: str, timeout: float = 2.0) -> tuple[int, bytes]:
@@ -569,71 +566,21 @@ def write_plot(path: Path, rows: list[dict[str, Any]], apps: list[str], sizes: l
     plt.close(fig)
 
 
-def library_state() -> dict[str, Any]:
-    """Which graceful_sse source ran: it is edited while benchmarks run, so fingerprint it."""
-    import hashlib
-
-    root = HERE.parent.parent
-    src = root / "src" / "graceful_sse"
-    digest = hashlib.sha256()
-    for f in sorted(src.rglob("*.py")):
-        digest.update(f.relative_to(src).as_posix().encode() + b"\0" + f.read_bytes())
-    state: dict[str, Any] = {"src_sha256": digest.hexdigest()[:16]}
-    with contextlib.suppress(OSError, subprocess.SubprocessError):
-        state["git_head"] = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "src"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.splitlines()
-        state["uncommitted_src_files"] = len(dirty)
-    return state
-
-
-def machine_info() -> dict[str, Any]:
-    model = ""
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    import resource
-
-    return {
-        "cpu_count": os.cpu_count(),
-        "cpu_model": model,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "nofile": resource.getrlimit(resource.RLIMIT_NOFILE),
-        "somaxconn": Path("/proc/sys/net/core/somaxconn").read_text().strip(),
-    }
-
-
 def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {}
-    for dist in [
-        "graceful-sse",
-        "uvicorn",
-        "uvloop",
-        "httptools",
-        "h11",
-        "starlette",
-        "python-fasthtml",
-        "sse-starlette",
-        "cjm-fasthtml-sse",
-        "anyio",
-    ]:
-        try:
-            out[dist] = md.version(dist)
-        except md.PackageNotFoundError:
-            out[dist] = None
-    return out
+    return runinfo.versions(
+        [
+            "graceful-sse",
+            "uvicorn",
+            "uvloop",
+            "httptools",
+            "h11",
+            "starlette",
+            "python-fasthtml",
+            "sse-starlette",
+            "cjm-fasthtml-sse",
+            "anyio",
+        ]
+    )
 
 
 def main() -> None:

@@ -26,7 +26,6 @@ import platform
 import re
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -37,6 +36,10 @@ from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE.parent))  # runinfo, shared by the benchmarks
+
+from runinfo import free_port  # noqa: E402
+
 RESULTS = HERE / "results"
 BIN = Path(sys.executable).parent
 SLOTS_PER_PROCESS = 2500
@@ -45,12 +48,6 @@ DRAIN_LINE = re.compile(
     r"(\d+) did not take it; (\d+) opened during the drain"
 )
 DRAIN_FIELDS = ("seconds", "took", "told", "gone", "missed", "late")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stats(port: int, timeout: float = 5.0) -> dict[str, Any] | None:
