@@ -110,6 +110,26 @@
     if (elt) elt.dispatchEvent(new CustomEvent("sse:state", { bubbles: true, detail: detail }));
   }
 
+  function optionsOf(elt) {
+    return {
+      maxAttempts: intAttr(elt, "data-sse-max-attempts", 10),
+      base: intAttr(elt, "data-sse-backoff-base", 1000),
+      cap: intAttr(elt, "data-sse-backoff-cap", 30000)
+    };
+  }
+
+  /* Capped exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(n-1))]. */
+  function fullJitter(options, attempt) {
+    return Math.random() * Math.min(options.cap, options.base * Math.pow(2, Math.max(0, attempt - 1)));
+  }
+
+  /* One HEAD request for the status a stream's answer had (EventStream answers HEAD as it would
+     GET, opening nothing); null when the server cannot be reached. */
+  function askStatus(url, credentials) {
+    return fetch(url, { method: "HEAD", cache: "no-store", credentials: credentials })
+      .catch(function () { return null; });
+  }
+
   /* Retry-After in ms: delta-seconds or an HTTP date; 0 when absent or unreadable. */
   function retryAfterMs(response) {
     var value = response.headers.get("Retry-After") || "";
@@ -178,11 +198,7 @@
     this._probing = null;
     this._restartNoticed = false;
     this._elt = findElement(url);
-    this._options = {
-      maxAttempts: intAttr(this._elt, "data-sse-max-attempts", 10),
-      base: intAttr(this._elt, "data-sse-backoff-base", 1000),
-      cap: intAttr(this._elt, "data-sse-backoff-cap", 30000)
-    };
+    this._options = optionsOf(this._elt);
     this._shared = null;
     streams.push(this);
     this._setState("connecting");
@@ -300,9 +316,7 @@
     var self = this;
     this._closeReal();
     var probe = this._probing = {};
-    var credentials = this.withCredentials ? "include" : "same-origin";
-    fetch(this.url, { method: "HEAD", cache: "no-store", credentials: credentials })
-      .catch(function () { return null; })
+    askStatus(this.url, this.withCredentials ? "include" : "same-origin")
       .then(function (response) {
         if (self._probing !== probe) return; // closed or reconnected meanwhile
         self._probing = null;
@@ -325,11 +339,7 @@
     this._schedule(minimum + this._backoff()); // the jitter also spreads clients refused together
   };
 
-  /* Capped exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(n-1))]. */
-  GracefulEventSource.prototype._backoff = function () {
-    var ceiling = Math.min(this._options.cap, this._options.base * Math.pow(2, this._attempts - 1));
-    return Math.random() * ceiling;
-  };
+  GracefulEventSource.prototype._backoff = function () { return fullJitter(this._options, this._attempts); };
 
   GracefulEventSource.prototype._schedule = function (delay) {
     var self = this;
@@ -431,18 +441,6 @@
 
   function htmx4StateOf(elt) { var s = htmx4State.get(elt); return s && s.state; }
 
-  function optionsOf(elt) {
-    return {
-      maxAttempts: intAttr(elt, "data-sse-max-attempts", 10),
-      base: intAttr(elt, "data-sse-backoff-base", 1000),
-      cap: intAttr(elt, "data-sse-backoff-cap", 30000)
-    };
-  }
-
-  function fullJitter(options, attempt) {
-    return Math.random() * Math.min(options.cap, options.base * Math.pow(2, Math.max(0, attempt - 1)));
-  }
-
   /* The stream's first request was refused. htmx would swap the answer into the element like any
      other and never ask again; instead: 403 stops, 503 asks again no sooner than Retry-After. */
   function htmx4FirstRefused(elt, response) {
@@ -475,8 +473,7 @@
       reconnectJitter: config.reconnectJitter
     };
     Object.assign(config, { reconnectDelay: 86400000, reconnectMaxDelay: 86400000, reconnectJitter: 0 });
-    fetch(connection.url, { method: "HEAD", cache: "no-store", credentials: "same-origin" })
-      .catch(function () { return null; })
+    askStatus(connection.url, "same-origin")
       .then(function (response) {
         Object.assign(config, saved);
         // A stop leaves the attempt waiting: it ends when the element goes away (Reconnect).
