@@ -20,7 +20,7 @@ a publish goes to one of them and reaches the other's streams through Redis. Its
 over both workers and its memory is both workers' RSS; it is not in the slow-client scenario
 (which samples one process).
 
-    .venv/bin/python benchmarks/hub/run.py            # the full run (about 35 minutes)
+    .venv/bin/python benchmarks/hub/run.py            # the full run (about 20 minutes)
     .venv/bin/python benchmarks/hub/run.py --quick    # smoke run (about 2 minutes)
     .venv/bin/python benchmarks/hub/run.py --replot   # table and plots again from results/hub.json
 
