@@ -89,8 +89,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         # logs; the client has gone, so nobody gets a 500. Any other exception is a failure.
         exceptions = log.count("Exception in ASGI application")
         assert exceptions == log.count("starlette.requests.ClientDisconnect"), log[-3000:]
-        # A stream cut for taking no data ends without the end of its body, and uvicorn says so.
-        assert log.count("returned without completing response") == log.count("took no data"), log[-3000:]
+        # A stream cut for taking no data has its connection closed under the server, which then
+        # drops it as lost: no unfinished response in the log.
+        assert "took no data" in log, log[-3000:]
+        assert "returned without completing response" not in log, log[-3000:]
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import json
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
@@ -110,37 +111,92 @@ def test_reopen_accepts_streams_normally_again() -> None:
     asyncio.run(main())
 
 
-def test_a_signal_tells_streams_then_reaches_the_servers_handler() -> None:
+@pytest.fixture
+def server_handler() -> Iterator[list[int]]:
+    """A server's own handler for SIGINT and SIGTERM (as uvicorn installs): the signals it got."""
     calls: list[int] = []
 
-    def server_handler(signum: int, frame: FrameType | None) -> None:
+    def handler(signum: int, frame: FrameType | None) -> None:
         calls.append(signum)
+
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield calls
+    for sig, previous in before.items():
+        signal.signal(sig, previous)
+
+
+def test_the_server_hears_of_a_signal_once_the_farewells_are_written(server_handler: list[int]) -> None:
+    async def main() -> None:
+        lc = lifecycle(restart_settle=0)
+        async with lc.lifespan():
+            handle = lc.open_stream()
+            signal.raise_signal(signal.SIGTERM)
+            await asyncio.sleep(0.05)
+            assert handle.kind == "restart" and server_handler == [], "told first"
+            lc.close_stream(handle, "took")
+            await asyncio.sleep(0.01)
+            assert server_handler == [signal.SIGTERM]
+            assert lc.last_report is not None and lc.last_report.cause == "SIGTERM"
+        assert signal.getsignal(signal.SIGTERM) is not None
+
+    asyncio.run(main())
+
+
+def test_a_farewell_that_is_not_taken_holds_the_signal_back_only_briefly(server_handler: list[int]) -> None:
+    async def main() -> None:
+        lc = lifecycle(restart_settle=0, drain_timeout=10)
+        async with lc.lifespan():
+            lc.open_stream()  # never closes
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(lifecycle_module.HANDOFF - 0.3)
+            assert server_handler == []
+            await asyncio.sleep(0.6)
+            assert server_handler == [signal.SIGINT] and lc.last_report is None
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("gap", [0.0, 0.2])
+def test_a_ctrl_c_handled_after_the_reloaders_sigterm_is_still_a_stop(
+    gap: float, server_handler: list[int]
+) -> None:
+    """A terminal's Ctrl+C reaches a reload child as SIGINT, and its reloader's SIGTERM follows;
+    on a busy machine the child can handle the SIGTERM first. Either way it is a stop, and the
+    server hears of one signal only (uvicorn would take a second for a forced exit)."""
 
     async def main() -> None:
         lc = lifecycle()
         async with lc.lifespan():
             handle = lc.open_stream()
             signal.raise_signal(signal.SIGTERM)
-            assert calls == [signal.SIGTERM], "the server hears of it at once"
-            await asyncio.sleep(0.01)
-            assert handle.kind == "restart" and lc.last_report is None
+            await asyncio.sleep(gap)
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(0.05)
+            assert handle.kind == "stop"
             lc.close_stream(handle, "took")
-            await asyncio.sleep(0.01)
-            assert lc.last_report is not None and lc.last_report.cause == "SIGTERM"
-        assert signal.getsignal(signal.SIGTERM) is server_handler
+            await asyncio.sleep(lc.restart_settle + 0.1)
+            assert lc.last_report is not None and lc.last_report.kind == "stop"
+            assert server_handler == [signal.SIGTERM]
 
-    before = signal.signal(signal.SIGTERM, server_handler)
-    try:
-        asyncio.run(main())
-    finally:
-        signal.signal(signal.SIGTERM, before)
+    asyncio.run(main())
 
 
-def test_a_second_ctrl_c_abandons_the_drain() -> None:
+def test_a_sigterm_alone_is_a_restart_after_the_settle_time(server_handler: list[int]) -> None:
+    async def main() -> None:
+        lc = lifecycle(restart_settle=0.3)
+        async with lc.lifespan():
+            handle = lc.open_stream()
+            signal.raise_signal(signal.SIGTERM)
+            await asyncio.sleep(0.15)
+            assert handle.kind is None, "a restart waits for a stop that may follow"
+            await asyncio.sleep(0.3)
+            assert handle.kind == "restart"
+
+    asyncio.run(main())
+
+
+def test_a_second_ctrl_c_abandons_the_drain_and_reaches_the_server_twice(server_handler: list[int]) -> None:
     abandoned: list[bool] = []
-
-    def server_handler(signum: int, frame: FrameType | None) -> None:
-        pass
 
     class Writing(StreamHandle):
         """A stream stuck writing its farewell."""
@@ -158,12 +214,9 @@ def test_a_second_ctrl_c_abandons_the_drain() -> None:
             await asyncio.sleep(0.05)
             assert abandoned == [True]
             assert lc.last_report is not None and lc.last_report.missed == 1
+            assert server_handler == [signal.SIGINT, signal.SIGINT], "uvicorn forces its exit"
 
-    before = signal.signal(signal.SIGINT, server_handler)
-    try:
-        asyncio.run(main())
-    finally:
-        signal.signal(signal.SIGINT, before)
+    asyncio.run(main())
 
 
 class FakeServer:
@@ -227,32 +280,26 @@ def test_producers_are_cancelled_when_the_drain_starts() -> None:
 
 def test_the_exit_guard_ends_a_process_that_outlives_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     exits: list[int] = []
+    nudged: list[float] = []
     monkeypatch.setattr(lifecycle_module.os, "_exit", exits.append)
-    server = FakeServer()
-    run = type("Run", (), {"server": server, "streams": {1}, "loop": asyncio.new_event_loop()})()
-    try:
-        start = time.monotonic()
-        lifecycle_module._ExitGuard(1.2, "SIGINT", run)
-        while not exits and time.monotonic() - start < 5:
-            run.loop.run_until_complete(asyncio.sleep(0.05))
-        assert exits == [1]
-        assert 1.1 < time.monotonic() - start < 2.5
-        assert server.force_exit, "a uvicorn server is first asked to stop waiting"
-    finally:
-        run.loop.close()
+    start = time.monotonic()
+    lifecycle_module._ExitGuard(
+        1.2, "SIGINT", nudge=lambda: nudged.append(time.monotonic() - start), open_streams=lambda: 1
+    )
+    while not exits and time.monotonic() - start < 5:
+        time.sleep(0.05)
+    assert exits == [1]
+    assert 1.1 < time.monotonic() - start < 2.5
+    assert len(nudged) == 1 and nudged[0] < 1.0, "the server is first asked to stop waiting"
 
 
 def test_a_disarmed_exit_guard_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     exits: list[int] = []
     monkeypatch.setattr(lifecycle_module.os, "_exit", exits.append)
-    run = type("Run", (), {"server": None, "streams": set(), "loop": asyncio.new_event_loop()})()
-    try:
-        guard = lifecycle_module._ExitGuard(0.3, "SIGTERM", run)
-        guard.disarm()
-        time.sleep(0.5)
-        assert exits == []
-    finally:
-        run.loop.close()
+    guard = lifecycle_module._ExitGuard(0.3, "SIGTERM", nudge=lambda: None, open_streams=lambda: 0)
+    guard.disarm()
+    time.sleep(0.5)
+    assert exits == []
 
 
 def test_ctrl_c_keeps_its_meaning_when_the_server_watch_sees_the_server_stopping_first() -> None:

@@ -8,9 +8,10 @@ learns of shutdown from the first of:
 - an explicit ``await lifecycle.shutdown(...)`` from application code.
 
 Then, in logged steps: every open stream is told (``stop`` or ``restart``), producers are
-cancelled, the drain is awaited up to ``drain_timeout``, and, when a signal or the server asked
-the process to end, an exit guard makes sure it is gone ``exit_timeout`` seconds later, whatever
-the clients do.
+cancelled, the server hears of the signal once the farewells are written, the drain is awaited up
+to ``drain_timeout``, connections whose clients did not take their farewell are closed, and, when
+a signal or the server asked the process to end, an exit guard makes sure it is gone
+``exit_timeout`` seconds after the signal, whatever the clients and the app's own code do.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
 from . import servers
+from ._sockets import SocketCloser
 from .logs import logger, make_visible
 from .producers import Producer, ProducerFn, Producers
 from .signals import Disposition, SignalChain
@@ -49,6 +51,9 @@ F = TypeVar("F", bound=ProducerFn)
 # our script (a bare EventSource that ignores the event) does not hammer a dead port.
 STOP_RETRY_MS = 24 * 60 * 60 * 1000
 MIN_FLUSH = 0.25  # even a stream opened at the end of the drain gets this long to take its notice
+# The server hears of a signal once every told stream has written its farewell, or this long after
+# the drain began: its own shutdown (an HTTP/2 GOAWAY, closing the listener) must not overtake them.
+HANDOFF = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,8 +149,17 @@ class _Run:
         self.server: Any = None
         self.hypercorn_checked = False
         self.drain_task: asyncio.Task[None] | None = None
-        self.deferred: list[signal.Signals] = []
+        self.kept: signal.Signals | None = None  # the first signal, until the server is told of it
+        self.signalled = False  # a signal has been kept (only the first one is)
+        self.sigints = 0
+        self.settling: asyncio.TimerHandle | None = None  # a restart waiting for a stop to overtake it
         self.guard: _ExitGuard | None = None
+        self.guard_from_signal = False
+        self.closer = SocketCloser(loop)
+
+    def note(self, kind: Kind) -> None:
+        """Remember what the signals so far meant; a stop among them wins (a Ctrl+C)."""
+        self.noted = "stop" if kind == "stop" else (self.noted or kind)
 
 
 class Lifecycle:
@@ -157,6 +171,11 @@ class Lifecycle:
     variables ``SSE_ON_SIGINT`` and ``SSE_ON_SIGTERM`` override the defaults (stop, restart).
     ``on_server_exit`` is the kind used when the server stops without a signal reaching this
     process (embedded uvicorn's ``should_exit``, Hypercorn's workers on a SIGTERM to the parent).
+
+    A restart waits ``restart_settle`` seconds before its streams are told, for a stop that may
+    follow: a terminal's Ctrl+C reaches a reloader's (or supervisor's) child twice, as its own
+    SIGINT and as the SIGTERM the parent sends it, and on a busy machine the SIGTERM can be
+    handled first. A stop is never delayed.
     """
 
     def __init__(
@@ -169,6 +188,7 @@ class Lifecycle:
         restart_window: tuple[float, float] = (1.0, 5.0),
         drain_timeout: float = 3.0,
         exit_timeout: float | None = 5.0,
+        restart_settle: float = 0.5,
         stop_message: str = "Server stopped",
         restart_message: str = "Server restarting",
         farewell_extra: Callable[[Kind], Iterable[Any]] | None = None,
@@ -180,6 +200,8 @@ class Lifecycle:
             raise ValueError("drain_timeout must be positive")
         if exit_timeout is not None and exit_timeout < drain_timeout:
             raise ValueError("exit_timeout must be at least drain_timeout (or None to disable)")
+        if restart_settle < 0:
+            raise ValueError("restart_settle must be zero or positive")
         on_sigterm = on_sigterm or _kind_from_env("SSE_ON_SIGTERM", "restart")
         self.kinds: dict[signal.Signals, Kind] = {
             signal.SIGINT: _check_kind(on_sigint or _kind_from_env("SSE_ON_SIGINT", "stop")),
@@ -190,6 +212,7 @@ class Lifecycle:
         self.restart_window = (lo, hi)
         self.drain_timeout = drain_timeout
         self.exit_timeout = exit_timeout
+        self.restart_settle = restart_settle
         self.stop_message = stop_message
         self.restart_message = restart_message
         self.farewell_extra = farewell_extra
@@ -292,7 +315,10 @@ class Lifecycle:
             logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
         await self.producers.wait(self.drain_timeout)
         self._stop_watching(run)
-        if run.guard is not None:
+        if run.guard is not None and not run.guard_from_signal:
+            # The server stopped with no signal: the program that runs it lives on (a notebook,
+            # an embedded server). After a signal the process is ending, so the bound stays in
+            # force through the server's and Python's clean-up.
             run.guard.disarm()
 
     def watch(self, server: Any) -> None:
@@ -308,9 +334,7 @@ class Lifecycle:
 
     def _watch(self, run: _Run, server: Any) -> None:
         run.server = server
-        run.watches.append(
-            servers.watch_should_exit(server, lambda: self._begin(self.on_server_exit, "server"))
-        )
+        run.watches.append(servers.watch_should_exit(server, self._on_server_exit))
 
     def _stop_watching(self, run: _Run) -> None:
         for w in run.watches:
@@ -371,6 +395,11 @@ class Lifecycle:
         if run.draining and not run.streams:
             run.drained.set()
 
+    def close_connection(self, scope: Any) -> bool:
+        """Close the connection of ``scope`` under the server (see ``_sockets``); False if unknown."""
+        run = self._run
+        return run is not None and run.closer.close(scope)
+
     def flush_timeout(self) -> float:
         """How long a told stream may take to write its farewell."""
         run = self._run
@@ -421,7 +450,7 @@ class Lifecycle:
         call ``reopen()`` to accept streams normally again.
         """
         run = self.ensure_started()
-        self._begin(_check_kind(kind), "explicit call")
+        self._begin(run, _check_kind(kind), "explicit call")
         assert run.drain_task is not None
         await asyncio.shield(run.drain_task)
         assert run.report is not None
@@ -441,42 +470,94 @@ class Lifecycle:
         run = self._run
         if run is None:
             raise RuntimeError("the lifecycle has not started on an event loop yet")
-        run.loop.call_soon_threadsafe(self._begin, _check_kind(kind), "request")
+        run.loop.call_soon_threadsafe(self._begin, run, _check_kind(kind), "request")
 
     def _on_signal(self, sig: signal.Signals, disposition: Disposition) -> bool:
-        # Inside a signal handler on the main thread: only schedule work on the loop.
+        """Inside the signal handler, on the main thread: arm the exit bound, schedule the rest.
+
+        Returns True when the signal is kept, to be handed on to the server once the streams have
+        written their farewells (``_hand_on``).
+        """
         run = self._run
-        if run is None or run.loop.is_closed():
+        if run is None or not run.loop.is_running():
             return False
         kind = self.kinds[sig]
+        # Noted before anything runs on the loop: under load a server watch can run first and
+        # see the server's reaction to a signal; it must take it for this signal, not for an exit
+        # with no signal.
+        run.note(kind)
         if disposition is Disposition.IGNORED:
-            # The process ignores it (Hypercorn's workers and SIGINT): remember what it meant
-            # for when the server tells us it is stopping.
-            run.noted = run.noted or kind
+            # The process ignores it (Hypercorn's workers and SIGINT): what it meant is noted for
+            # when the server tells us it is stopping.
             return False
-        # Noted now too: under load a server watch can run before the callback below and see the
-        # server's own reaction to this signal; it must not take that for an exit with no signal.
-        run.noted = run.noted or kind
-        run.loop.call_soon_threadsafe(self._begin, kind, sig.name, sig, disposition)
-        return disposition is Disposition.DEFAULT
+        # The process is ending. The bound counts from now and is kept from here, not from the
+        # loop, which app code may be blocking.
+        self._arm_guard(run, sig.name, from_signal=True)
+        run.loop.call_soon_threadsafe(self._signalled, run, kind, sig)
+        run.sigints += sig is signal.SIGINT
+        if sig is signal.SIGINT and run.sigints > 1:
+            # A second Ctrl+C: the server gets both at once (uvicorn forces its exit on the second).
+            self._hand_on(run, Disposition.HANDLED, Disposition.DEFAULT)
+            return False
+        if not run.signalled:
+            run.signalled, run.kept = True, sig
+        # The first signal is kept until the farewells are written; one that follows it (the
+        # reloader's SIGTERM after a Ctrl+C) would only make the server force its exit.
+        return True
 
-    def _begin(
-        self,
-        kind: Kind,
-        cause: str,
-        sig: signal.Signals | None = None,
-        disposition: Disposition | None = None,
-    ) -> None:
-        run = self._run
-        if run is None:
+    def _signalled(self, run: _Run, kind: Kind, sig: signal.Signals) -> None:
+        """On the loop, soon after a signal: begin the drain, or wait a moment for a restart."""
+        if run is not self._run:
             return
-        if disposition is Disposition.DEFAULT and sig is not None:
-            run.deferred.append(sig)
         if run.draining:
-            self._again(run, cause, sig)
+            self._again(run, sig)
+        elif kind == "stop":
+            self._begin(run, "stop", sig.name)
+        elif run.settling is None:
+            self._settle(run, sig.name)
+
+    def _on_server_exit(self) -> None:
+        """A server watch saw the server stopping: a signal's meaning if one came, else ours."""
+        run = self._run
+        if run is None or run.draining:
             return
-        if cause == "server" and run.noted is not None:
-            kind = run.noted
+        self._arm_guard(run, "server", from_signal=False)
+        kind = run.noted or self.on_server_exit
+        if kind == "stop":
+            self._begin(run, "stop", "server")
+        elif run.settling is None:
+            self._settle(run, "server")
+
+    def _settle(self, run: _Run, cause: str) -> None:
+        # A Ctrl+C reaches a reloader's child as its own SIGINT and as the reloader's SIGTERM, in
+        # either order: a restart waits a moment, and a stop arriving meanwhile replaces it.
+        run.settling = run.loop.call_later(self.restart_settle, self._begin, run, "restart", cause)
+
+    def _arm_guard(self, run: _Run, cause: str, *, from_signal: bool) -> None:
+        if run.guard is None and self.exit_timeout is not None:
+            run.guard = _ExitGuard(
+                self.exit_timeout,
+                cause,
+                nudge=lambda: self._nudge(run),
+                open_streams=lambda: len(run.streams),
+            )
+            run.guard_from_signal = from_signal
+
+    def _nudge(self, run: _Run) -> None:
+        """The exit bound is near: ask a known uvicorn server to stop waiting (a second Ctrl+C)."""
+        server = run.server
+        if server is None or not hasattr(server, "force_exit") or run.loop.is_closed():
+            return
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+            run.loop.call_soon_threadsafe(setattr, server, "force_exit", True)
+
+    def _begin(self, run: _Run, kind: Kind, cause: str) -> None:
+        """Tell every open stream, stop producers, and start the drain (once per shutdown)."""
+        if run is not self._run or run.draining:
+            return
+        if run.settling is not None:
+            run.settling.cancel()
+            run.settling = None
         run.draining, run.kind, run.cause = True, kind, cause
         self._stop_farewells.clear()
         run.started_at = time.monotonic()
@@ -497,22 +578,17 @@ class Lifecycle:
         cancelled = self.producers.cancel()
         if cancelled:
             logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
-        if sig is not None or cause == "server":
+        if run.guard is not None:
             # The process is ending: a full collection over every connection's objects would
             # stall the drain for up to a second at 10,000 streams, and find nothing to free.
             gc.freeze()
-            if self.exit_timeout is not None:
-                run.guard = _ExitGuard(self.exit_timeout, cause, run)
         run.drain_task = run.loop.create_task(self._drain(run))
 
-    def _again(self, run: _Run, cause: str, sig: signal.Signals | None) -> None:
-        if sig is not signal.SIGINT or run.cause != "SIGINT":
-            if sig is not None:
-                logger.info("graceful-sse: %s during the drain: already %s", cause, run.kind)
-            if run.drain_task is not None and run.drain_task.done():
-                self._redeliver(run)
+    def _again(self, run: _Run, sig: signal.Signals) -> None:
+        if sig is not signal.SIGINT or run.sigints < 2:
+            logger.info("graceful-sse: %s during the drain: already %s", sig.name, run.kind)
             return
-        # A second Ctrl+C: the user wants out now. The server's own handler (called after ours)
+        # A second Ctrl+C: the user wants out now. The server's own handler has both signals and
         # forces its exit; we stop waiting for streams and keep the exit bound short.
         logger.warning("graceful-sse: second SIGINT: ending the drain now")
         run.deadline = time.monotonic()
@@ -521,11 +597,21 @@ class Lifecycle:
             run.guard.shorten(1.0)
 
     async def _drain(self, run: _Run) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(run.drained.wait(), timeout=max(run.deadline - time.monotonic(), 0))
+        # Wait for the farewells to be written, briefly: only then does the server hear of the
+        # signal, so that its own shutdown (closing the listener, an HTTP/2 GOAWAY) comes after.
+        await _wait(run.drained, min(run.started_at + HANDOFF, run.deadline))
+        self._hand_on(run, Disposition.HANDLED)
+
+        # Give slow readers the rest of the drain bound.
+        await _wait(run.drained, run.deadline)
+
+        # Clients that did not take their farewell: stop writing to them, and close their
+        # connections, so that the server's graceful shutdown (and the app's lifespan) completes.
         told_still_open = [h for h in run.streams if not h.late]
         for handle in told_still_open:
-            handle.abandon()  # their clients did not take the farewell in time
+            handle.abandon()
+
+        # One line for the log, and the report.
         run.report = ShutdownReport(
             kind=run.kind or "stop",
             cause=run.cause,
@@ -548,16 +634,21 @@ class Lifecycle:
             run.report.missed,
             run.report.late,
         )
-        self._redeliver(run)
 
-    def _redeliver(self, run: _Run) -> None:
-        if run.chain is None:
+        # A signal with no handler but its default action (terminate, KeyboardInterrupt) ends the
+        # loop: it goes last.
+        self._hand_on(run, Disposition.HANDLED, Disposition.DEFAULT)
+
+    def _hand_on(self, run: _Run, *dispositions: Disposition) -> None:
+        """Give the kept signal to the server's own handler (or its default action)."""
+        sig, chain = run.kept, run.chain
+        if sig is None or chain is None or chain.disposition(sig) not in dispositions:
             return
-        while run.deferred:
-            run.chain.redeliver(run.deferred.pop(0))
+        run.kept = None
+        chain.hand_on(sig)
 
     def _follow_hypercorn(self, run: _Run) -> None:
-        watch = servers.find_hypercorn_trigger(lambda: self._begin(self.on_server_exit, "server"))
+        watch = servers.find_hypercorn_trigger(self._on_server_exit)
         if watch is not None:
             run.watches.append(watch)
 
@@ -570,16 +661,21 @@ def _farewell_event(name: str, retry_ms: int, body: dict[str, Any]) -> bytes:
 class _ExitGuard:
     """Ends the process ``timeout`` s after a signal if the server has not managed to.
 
-    It runs on its own daemon thread, so a stuck event loop cannot stop it. At the bound it
-    first asks a known uvicorn server to stop waiting for connections (what a second Ctrl+C
-    does), then, if the process is still there a moment later, exits it.
+    It runs on its own daemon thread, so neither a blocked event loop nor app code that ignores
+    cancellation or blocks a thread can stop it; it stays armed after the app's lifespan has
+    ended, through the server's and Python's own clean-up. ``NUDGE_BEFORE`` s before the bound
+    it calls ``nudge`` (the lifecycle asks a uvicorn server to stop waiting for connections);
+    at the bound it exits the process.
     """
 
     NUDGE_BEFORE = 1.0
 
-    def __init__(self, timeout: float, cause: str, run: _Run) -> None:
+    def __init__(
+        self, timeout: float, cause: str, *, nudge: Callable[[], None], open_streams: Callable[[], int]
+    ) -> None:
         self._cause = cause
-        self._run = run
+        self._nudge = nudge
+        self._open_streams = open_streams
         self._started = time.monotonic()
         self._deadline = self._started + timeout
         self._cancelled = threading.Event()
@@ -606,19 +702,24 @@ class _ExitGuard:
                 self._nudge()
             self._changed.wait(min(left, max(left - self.NUDGE_BEFORE, 0.01)))
             self._changed.clear()
-        if self._cancelled.is_set() or self._run.loop.is_closed():
+        if self._cancelled.is_set():
             return
+        others = [t.name for t in threading.enumerate() if t is not threading.current_thread()]
         logger.error(
-            "graceful-sse: process still running %.1f s after %s with %d stream(s) open; exiting now",
+            "graceful-sse: process still running %.1f s after %s with %d stream(s) open and %d other "
+            "thread(s) (%s); exiting now",
             time.monotonic() - self._started,
             self._cause,
-            len(self._run.streams),
+            self._open_streams(),
+            len(others),
+            ", ".join(others[:5]),
         )
         for handler in logging.getLogger().handlers + logger.handlers:
             handler.flush()
         os._exit(1)
 
-    def _nudge(self) -> None:
-        server = self._run.server
-        if server is not None and hasattr(server, "force_exit") and not self._run.loop.is_closed():
-            self._run.loop.call_soon_threadsafe(setattr, server, "force_exit", True)
+
+async def _wait(event: asyncio.Event, until: float) -> None:
+    """Wait for ``event`` until the monotonic time ``until`` at the latest."""
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(event.wait(), timeout=max(until - time.monotonic(), 0))

@@ -18,9 +18,17 @@ logger = logging.getLogger("graceful_sse")
 
 
 class _Formatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        # uvicorn's layout: "INFO:     message", so our lines line up with the server's.
-        return f"{record.levelname + ':':<9} {record.getMessage()}"
+    """uvicorn's layout, "INFO:     message", so our lines line up with the server's.
+
+    The exception and traceback of a record that has one follow its line, as with logging's
+    own formatter: "the stream's generator failed" is of no use without what it raised.
+    """
+
+    def __init__(self) -> None:
+        super().__init__("%(levelprefix)s %(message)s")
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+        return f"{record.levelname + ':':<9} {record.message}"
 
 
 def make_visible() -> None:

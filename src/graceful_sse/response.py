@@ -11,6 +11,7 @@ admission rules (``limits``) whether the stream may open at all.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
@@ -30,6 +31,7 @@ from .wire import Event, comment, encode
 __all__ = ["EventStream", "last_event_id"]
 
 HEARTBEAT = comment("heartbeat")
+DROP_WAIT = 1.0  # how long a dropped connection's stream waits for the server to see it closed
 ERROR_EVENT = encode(Event(event="error", data={"message": "The stream failed on the server."}))
 
 
@@ -208,7 +210,7 @@ class _Stream(StreamHandle):
         )
         opening = response._opening
         if self.kind is not None:  # opened during the drain: the farewell at once
-            return await self._farewell(opening, named)
+            return await self._farewell(opening, named, scope, receive)
         source = self.source
         source.open()
         if response.status is not None:
@@ -218,16 +220,16 @@ class _Stream(StreamHandle):
         self._task = asyncio.current_task()
         try:
             if not await self._write(opening):
-                return await self._farewell(b"", named)
+                return await self._farewell(b"", named, scope, receive)
             ended = await self._pump(receive)
         except OSError:  # ASGI 2.4 servers raise it from send() once the client has gone
             return "gone"
         if ended == "told":
-            return await self._farewell(b"", named)
+            return await self._farewell(b"", named, scope, receive)
         if ended == "gone":
             return "gone"
         if ended == "cut":
-            return self._cut_off(scope)
+            return await self._cut_off(scope, receive)
         return await self._end(ERROR_EVENT if ended == "failed" else b"")
 
     async def _pump(self, receive: Receive) -> str:
@@ -280,7 +282,7 @@ class _Stream(StreamHandle):
         self.last_sent = time.monotonic()
         return True
 
-    async def _farewell(self, prefix: bytes, named: bool) -> Outcome:
+    async def _farewell(self, prefix: bytes, named: bool, scope: Scope, receive: Receive) -> Outcome:
         """Write the farewell and end the body, within the lifecycle's flush bound."""
         assert self.kind is not None
         data = prefix + self.lifecycle.farewell(self.kind, self.response.status, named_status=named)
@@ -292,18 +294,21 @@ class _Stream(StreamHandle):
             else:
                 took = await self._write(data, more=False)
         except TimeoutError:
-            return "missed"
+            took = False
         except OSError:
             # The server dropped the connection under the farewell (Hypercorn does at its own
             # shutdown): the client did not get it, unless it had already left.
             return "gone" if self.gone else "missed"
-        return "took" if took else "missed"
+        if took:
+            return "took"
+        await self._drop(scope, receive)
+        return "missed"
 
-    def _cut_off(self, scope: Scope) -> Outcome:
+    async def _cut_off(self, scope: Scope, receive: Receive) -> Outcome:
         """The client took nothing for ``send_timeout``: end the stream without a goodbye.
 
-        Its last write never completed, so the response cannot end cleanly; returning tells the
-        server to close the connection (uvicorn notes that the response was not completed).
+        Its last write never completed, so the response cannot end cleanly: its connection is
+        closed under the server (see ``_drop``).
         """
         client = scope.get("client") or ("?", 0)
         logger.warning(
@@ -313,7 +318,23 @@ class _Stream(StreamHandle):
             client[0],
             self.response.send_timeout,
         )
+        await self._drop(scope, receive)
         return "missed" if self.kind is not None else "gone"
+
+    async def _drop(self, scope: Scope, receive: Receive) -> None:
+        """Close the connection of a client that takes nothing, and let the server see it first.
+
+        The server's transport still holds bytes the client will never read, so the server could
+        only wait for them; closing the socket under it makes it drop the connection as lost,
+        which lets its graceful shutdown complete and keeps its log free of an unfinished
+        response.
+        """
+        if self.gone or not self.lifecycle.close_connection(scope):
+            return
+        with contextlib.suppress(TimeoutError, OSError):
+            async with asyncio.timeout(DROP_WAIT):
+                while (await receive())["type"] != "http.disconnect":
+                    pass
 
     async def _end(self, data: bytes) -> Outcome:
         try:

@@ -5,6 +5,10 @@ before (uvicorn, gunicorn's worker) or after (Hypercorn, Granian) importing the 
 chained at app start-up sees every signal first and then hands it on unchanged, so the server
 behaves exactly as it would without us (a second Ctrl+C still forces uvicorn's exit). Nothing
 is patched: the previous handler is read with ``signal.getsignal`` and called from ours.
+
+The callback may keep a signal for a moment (``hand_on`` later), so that the server begins its
+own shutdown only once the streams have written their farewells: an HTTP/2 server's GOAWAY, or
+a KeyboardInterrupt, must not come before them.
 """
 
 from __future__ import annotations
@@ -32,9 +36,9 @@ class Disposition(Enum):
     IGNORED = "ignored"  # the process ignores it (Hypercorn workers ignore SIGINT)
 
 
-# Called on the main thread, inside the signal handler: must only schedule work. For a DEFAULT
-# signal it returns True when it will call ``redeliver`` itself (after telling the streams);
-# otherwise the default action happens at once, as if we were not there.
+# Called on the main thread, inside the signal handler: must only schedule work. It returns True
+# when it will call ``hand_on`` itself (after telling the streams); otherwise the signal goes on
+# to the previous handler (or its default action) at once, as if we were not there.
 Callback = Callable[[signal.Signals, Disposition], bool]
 
 
@@ -81,6 +85,19 @@ class SignalChain:
             return Disposition.DEFAULT
         return Disposition.HANDLED
 
+    def hand_on(self, sig: signal.Signals, frame: FrameType | None = None) -> None:
+        """Give a kept signal to the handler that was there before ours (or its default action)."""
+        if sig not in self._previous:  # uninstalled meanwhile: the handler now in place takes it
+            signal.raise_signal(sig)
+            return
+        disposition = self.disposition(sig)
+        if disposition is Disposition.HANDLED:
+            prev = self._previous[sig]
+            assert callable(prev)
+            prev(sig, frame)
+        elif disposition is Disposition.DEFAULT:
+            self.redeliver(sig)
+
     def redeliver(self, sig: signal.Signals) -> None:
         """Give a DEFAULT signal its default effect now (terminate, or KeyboardInterrupt)."""
         prev = self._previous.pop(sig, signal.SIG_DFL)
@@ -90,11 +107,5 @@ class SignalChain:
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         sig = signal.Signals(signum)
-        disposition = self.disposition(sig)
-        deferred = self._callback(sig, disposition)
-        if disposition is Disposition.HANDLED:
-            prev = self._previous[sig]
-            assert callable(prev)
-            prev(signum, frame)
-        elif disposition is Disposition.DEFAULT and not deferred:
-            self.redeliver(sig)
+        if not self._callback(sig, self.disposition(sig)):
+            self.hand_on(sig, frame)
