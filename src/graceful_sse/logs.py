@@ -27,7 +27,7 @@ class _Formatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(levelprefix)s %(message)s")
 
-    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 (logging's name)
+    def formatMessage(self, record: logging.LogRecord) -> str:
         return f"{record.levelname + ':':<9} {record.message}"
 
 

@@ -6,7 +6,9 @@ Module-level hub, ``fast_app(lifespan=hub.lifespan)``, and ``serve()`` at the bo
 """
 
 import asyncio
+import contextlib
 import os
+import time
 
 from fasthtml.common import P, fast_app, serve
 
@@ -82,6 +84,52 @@ def firehose(send_timeout: float = 0.0):
             await asyncio.sleep(0)
 
     return EventStream(chunks(), send_timeout=send_timeout or None)
+
+
+# -- app code that misbehaves at shutdown (tests/test_misbehaving_apps.py) ---------------------
+
+
+@rt("/stubborn")
+def stubborn():
+    """An async generator that swallows its cancellation and goes on forever."""
+
+    async def ticks():
+        while True:
+            try:
+                await asyncio.sleep(30)
+                yield "tick"
+            except BaseException:  # swallowing cancellation is the misbehaviour under test
+                pass
+
+    return EventStream(ticks())
+
+
+@rt("/blocking")
+def blocking():
+    """A sync generator (run in the threadpool) that blocks its thread between items."""
+
+    def ticks():
+        while True:
+            yield "tick"
+            time.sleep(30)
+
+    return EventStream(ticks())
+
+
+@rt("/block-loop")
+async def block_loop(seconds: float = 20.0):
+    """An ``async def`` route that blocks the event loop (a sync call where an await belonged)."""
+    time.sleep(seconds)  # noqa: ASYNC251 - the misbehaviour under test
+    return {"blocked": seconds}
+
+
+if os.environ.get("SSE_TEST_STUBBORN_PRODUCER"):
+
+    @hub.producer
+    async def stubborn_producer():
+        while True:
+            with contextlib.suppress(BaseException):  # swallows its cancellation
+                await asyncio.sleep(30)
 
 
 @rt("/publish")
