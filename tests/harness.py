@@ -21,6 +21,8 @@ from sse_parser import ParsedEvent, SSEParser
 APPS = Path(__file__).parent / "apps"
 BIN = Path(sys.executable).parent
 FORBIDDEN_LOG_LINES = ("Exception in ASGI application", "returned without completing response")
+# What apps/fh_app.py prints once its lifespan (and so hub.stop()) has run to its end.
+LIFESPAN_DONE = "test app: lifespan shutdown complete (hub stopped)"
 
 
 def free_port() -> int:

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from graceful_sse import Lifecycle
+from graceful_sse import Lifecycle, ShutdownReport
 from graceful_sse import lifecycle as lifecycle_module
-from graceful_sse.lifecycle import StreamHandle
+from graceful_sse.lifecycle import Outcome, StreamHandle
 
 from asgi import lifecycle
 from sse_parser import parse
@@ -82,19 +82,42 @@ def test_the_drain_report_counts_what_each_stream_did() -> None:
     async def main() -> None:
         lc = lifecycle(drain_timeout=0.3)
         async with lc.lifespan():
-            took, gone, stuck = lc.open_stream(), lc.open_stream(), lc.open_stream()
+            took, gone = lc.open_stream(), lc.open_stream()
+            stuck = lc.open_stream(StreamHandle("GET /updates from 10.0.0.7:5000"))
             shutdown = asyncio.create_task(lc.shutdown("restart"))
             await asyncio.sleep(0)
             assert lc.draining and took.kind == gone.kind == stuck.kind == "restart"
             late = lc.open_stream()
             assert late.kind == "restart", "a stream opened during the drain is told at once"
-            lc.close_stream(took, "took")
-            lc.close_stream(gone, "gone")
-            lc.close_stream(late, "took")
+            lc.close_stream(took, Outcome.TOOK)
+            lc.close_stream(gone, Outcome.GONE)
+            lc.close_stream(late, Outcome.TOOK)
             report = await shutdown
         assert (report.kind, report.cause, report.told) == ("restart", "explicit call", 3)
         assert (report.took, report.gone, report.missed, report.late) == (1, 1, 1, 1)
+        assert report.cut == ("GET /updates from 10.0.0.7:5000 (did not take the farewell within the bound)",)
         assert 0.25 < report.seconds < 1.0
+
+    asyncio.run(main())
+
+
+def test_the_drain_log_line_names_the_streams_it_closed_and_why() -> None:
+    async def main() -> ShutdownReport:
+        lc = lifecycle(drain_timeout=5)
+        async with lc.lifespan():
+            handles = [lc.open_stream(StreamHandle(f"GET /s{i} from 10.0.0.{i}:80")) for i in range(7)]
+            shutdown = asyncio.create_task(lc.shutdown("stop"))
+            await asyncio.sleep(0)
+            outcomes = [Outcome.NOT_READING, Outcome.DROPPED] + [Outcome.TOO_SLOW] * 5
+            for handle, outcome in zip(handles, outcomes, strict=True):
+                lc.close_stream(handle, outcome)
+            return await shutdown
+
+    line = asyncio.run(main()).describe()
+    assert "0 of 7 stream(s) took the notice, 0 had gone, 7 did not take it" in line
+    assert "GET /s0 from 10.0.0.0:80 (took no data for send_timeout); GET /s1" in line
+    assert "GET /s1 from 10.0.0.1:80 (dropped by the server); GET /s2" in line
+    assert line.endswith("; and 2 more")
 
     asyncio.run(main())
 
@@ -133,7 +156,7 @@ def test_the_server_hears_of_a_signal_once_the_farewells_are_written(server_hand
             signal.raise_signal(signal.SIGTERM)
             await asyncio.sleep(0.05)
             assert handle.kind == "restart" and server_handler == [], "told first"
-            lc.close_stream(handle, "took")
+            lc.close_stream(handle, Outcome.TOOK)
             await asyncio.sleep(0.01)
             assert server_handler == [signal.SIGTERM]
             assert lc.last_report is not None and lc.last_report.cause == "SIGTERM"
@@ -162,7 +185,7 @@ def test_a_ctrl_c_handled_after_the_reloaders_sigterm_is_still_a_stop(
 ) -> None:
     """A terminal's Ctrl+C reaches a reload child as SIGINT, and its reloader's SIGTERM follows;
     on a busy machine the child can handle the SIGTERM first. Either way it is a stop, and the
-    server hears of one signal only (uvicorn would take a second for a forced exit)."""
+    server hears the SIGINT first (uvicorn takes a SIGINT after another signal for a forced exit)."""
 
     async def main() -> None:
         lc = lifecycle()
@@ -173,10 +196,10 @@ def test_a_ctrl_c_handled_after_the_reloaders_sigterm_is_still_a_stop(
             signal.raise_signal(signal.SIGINT)
             await asyncio.sleep(0.05)
             assert handle.kind == "stop"
-            lc.close_stream(handle, "took")
+            lc.close_stream(handle, Outcome.TOOK)
             await asyncio.sleep(lc.restart_settle + 0.1)
             assert lc.last_report is not None and lc.last_report.kind == "stop"
-            assert server_handler == [signal.SIGTERM]
+            assert server_handler == [signal.SIGINT, signal.SIGTERM]
 
     asyncio.run(main())
 

@@ -14,6 +14,7 @@ import pytest
 
 from harness import (
     FORBIDDEN_LOG_LINES,
+    LIFESPAN_DONE,
     RunMode,
     free_port,
     open_streams,
@@ -32,9 +33,17 @@ async def _let_it_fill() -> None:
     await asyncio.sleep(1.5)
 
 
-@pytest.mark.parametrize(
-    "mode_name", ["uvicorn", "serve()", "uvicorn --workers 2", "gunicorn", "hypercorn", "granian"]
-)
+ALL_SERVERS = ["uvicorn", "serve()", "uvicorn --workers 2", "gunicorn", "hypercorn", "granian"]
+
+
+def _assert_a_graceful_end(log: str) -> None:
+    """What a user reads in the log of a shutdown that went as it should."""
+    assert log.count(LIFESPAN_DONE) >= 1, log[-3000:]
+    for line in (*FORBIDDEN_LOG_LINES, "Traceback", "KeyboardInterrupt", "ERROR"):
+        assert line not in log, log[-3000:]
+
+
+@pytest.mark.parametrize("mode_name", ALL_SERVERS)
 def test_a_client_that_never_reads_cannot_hold_the_process(mode_name: str, tmp_path: Path) -> None:
     port = free_port()
     with running(run_modes(port)[mode_name], port, tmp_path / "server.log") as server:
@@ -53,9 +62,42 @@ def test_a_client_that_never_reads_cannot_hold_the_process(mode_name: str, tmp_p
         streams, seconds = asyncio.run(scenario())
         log = server.log
     assert seconds < EXIT_BOUND, log[-2000:]
-    assert "1 did not take it" in log, log[-2000:]
+    assert "1 did not take it" in log and "GET /firehose from 127.0.0.1:" in log, log[-2000:]
     for stream in streams:
         assert stream.clean_end and stream.names()[-1] == "shutdown", (stream.error, log[-2000:])
+    _assert_a_graceful_end(log)
+
+
+@pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("mode_name", ALL_SERVERS)
+def test_a_stream_cut_for_send_timeout_leaves_a_clean_shutdown(
+    mode_name: str, signal_name: str, tmp_path: Path
+) -> None:
+    """The client's stream was cut before the signal: nothing of it may make the exit a forced one."""
+    port = free_port()
+    with running(run_modes(port)[mode_name], port, tmp_path / "server.log") as server:
+
+        async def scenario() -> tuple[list, float]:  # type: ignore[type-arg]
+            async with open_streams([server.url + "/stream"] * 10) as (streams, tasks):
+                stuck = stuck_client(port, "/firehose?send_timeout=0.5&token=secret-in-query")
+                await _let_it_fill()
+                start = time.monotonic()
+                server.sigint_group() if signal_name == "SIGINT" else server.sigterm_main()
+                await asyncio.wait_for(asyncio.gather(*tasks), EXIT_BOUND)
+                await asyncio.to_thread(server.wait_exit, EXIT_BOUND)
+                stuck.close()
+                return streams, time.monotonic() - start
+
+        streams, seconds = asyncio.run(scenario())
+        log = server.log
+    farewell = "shutdown" if signal_name == "SIGINT" else "restart"
+    assert seconds < EXIT_BOUND, log[-2000:]
+    assert "took no data for 0.5 s; ending its stream" in log, log[-2000:]
+    ours = [line for line in log.splitlines() if "graceful-sse" in line]
+    assert not [line for line in ours if "secret-in-query" in line], "a query string may hold a token"
+    for stream in streams:
+        assert stream.clean_end and stream.names()[-1] == farewell, (stream.error, log[-2000:])
+    _assert_a_graceful_end(log)
 
 
 @pytest.mark.parametrize("mode_name", ["uvicorn", "serve()"])

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import gc
 import json
 import logging
@@ -38,12 +39,28 @@ from .signals import Disposition, SignalChain
 from .status import State, status_event
 from .wire import encode_item
 
-__all__ = ["Kind", "Lifecycle", "Lifespan", "ShutdownReport", "StreamHandle"]
+__all__ = ["Kind", "Lifecycle", "Lifespan", "Outcome", "ShutdownReport", "StreamHandle"]
 
 
 Kind = Literal["stop", "restart"]
 KINDS: tuple[Kind, ...] = ("stop", "restart")
-Outcome = Literal["took", "gone", "missed", "ended"]
+
+
+class Outcome(enum.Enum):
+    """How a stream ended, as its drain counts it; the value is what the drain's log line says."""
+
+    TOOK = "took the farewell"
+    GONE = "the client had gone"
+    ENDED = "ended by its source"
+    # Missed: the client did not get its farewell, and its connection was closed under the server.
+    NOT_READING = "took no data for send_timeout"
+    TOO_SLOW = "did not take the farewell within the bound"
+    DROPPED = "dropped by the server"
+
+    @property
+    def missed(self) -> bool:
+        return self in (Outcome.NOT_READING, Outcome.TOO_SLOW, Outcome.DROPPED)
+
 
 F = TypeVar("F", bound=ProducerFn)
 
@@ -54,6 +71,8 @@ MIN_FLUSH = 0.25  # even a stream opened at the end of the drain gets this long 
 # The server hears of a signal once every told stream has written its farewell, or this long after
 # the drain began: its own shutdown (an HTTP/2 GOAWAY, closing the listener) must not overtake them.
 HANDOFF = 1.0
+GRACE_MARGIN = 0.5  # the drain ends this long before the server's own graceful timeout
+CUT_SHOWN = 5  # the drain's log line names this many of the streams it had to close
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +87,19 @@ class ShutdownReport:
     missed: int  # ... that did not take the notice within the drain bound
     late: int  # streams opened during the drain (each got the farewell at once)
     seconds: float
+    cut: tuple[str, ...] = ()  # each missed stream: its request (no query string) and why
+
+    def describe(self) -> str:
+        """The drain's log line, after "graceful-sse: "."""
+        line = (
+            f"drain took {self.seconds:.3f} s: {self.took} of {self.told} stream(s) took the notice, "
+            f"{self.gone} had gone, {self.missed} did not take it; {self.late} opened during the drain"
+        )
+        if self.cut:
+            shown = "; ".join(self.cut[:CUT_SHOWN])
+            more = f"; and {len(self.cut) - CUT_SHOWN} more" if len(self.cut) > CUT_SHOWN else ""
+            line += f". Closed: {shown}{more}"
+        return line
 
 
 class StreamHandle:
@@ -77,11 +109,12 @@ class StreamHandle:
     client is not taking), ``abandon`` gives up writing the farewell (a second Ctrl+C).
     """
 
-    __slots__ = ("kind", "late")
+    __slots__ = ("kind", "label", "late")
 
-    def __init__(self) -> None:
+    def __init__(self, label: str = "stream") -> None:
         self.kind: Kind | None = None
         self.late = False
+        self.label = label  # how the drain's log line names it: "GET /updates from 10.0.0.7"
 
     def tell(self, kind: Kind) -> None:
         if self.kind is None:
@@ -141,16 +174,19 @@ class _Run:
         self.started_at = 0.0
         self.deadline = 0.0
         self.noted: Kind | None = None  # kind of the first signal, for a server watch that sees it first
-        self.told = self.took = self.gone = self.missed = self.late = 0
+        self.told = self.took = self.gone = self.late = 0
+        self.cut: list[str] = []  # the told streams that missed their farewell, and why
         self.drained = asyncio.Event()
         self.report: ShutdownReport | None = None
         self.chain: SignalChain | None = None
         self.watches: list[servers.ServerWatch] = []
         self.server: Any = None
         self.hypercorn_checked = False
+        self.server_grace: float | None = None  # the server cancels what is still open after this
         self.drain_task: asyncio.Task[None] | None = None
-        self.kept: signal.Signals | None = None  # the first signal, until the server is told of it
-        self.signalled = False  # a signal has been kept (only the first one is)
+        # The signals held until the farewells are written; after the drain they go straight on.
+        self.kept: list[signal.Signals] = []
+        self.handed_on = False
         self.sigints = 0
         self.settling: asyncio.TimerHandle | None = None  # a restart waiting for a stop to overtake it
         self.guard: _ExitGuard | None = None
@@ -386,12 +422,12 @@ class Lifecycle:
             return
         run.streams.discard(handle)
         if run.draining and not handle.late and run.report is None:
-            if outcome == "took":
+            if outcome is Outcome.TOOK:
                 run.took += 1
-            elif outcome == "gone":
+            elif outcome is Outcome.GONE:
                 run.gone += 1
-            elif outcome == "missed":
-                run.missed += 1
+            elif outcome.missed:
+                run.cut.append(f"{handle.label} ({outcome.value})")
         if run.draining and not run.streams:
             run.drained.set()
 
@@ -499,10 +535,12 @@ class Lifecycle:
             # A second Ctrl+C: the server gets both at once (uvicorn forces its exit on the second).
             self._hand_on(run, Disposition.HANDLED, Disposition.DEFAULT)
             return False
-        if not run.signalled:
-            run.signalled, run.kept = True, sig
-        # The first signal is kept until the farewells are written; one that follows it (the
-        # reloader's SIGTERM after a Ctrl+C) would only make the server force its exit.
+        if run.handed_on:
+            return False
+        # Every signal is held until the farewells are written, each once: gunicorn's SIGQUIT can
+        # come first and mean nothing to uvicorn, whose own shutdown waits for the SIGINT after it.
+        if sig not in run.kept:
+            run.kept.append(sig)
         return True
 
     def _signalled(self, run: _Run, kind: Kind, sig: signal.Signals) -> None:
@@ -561,8 +599,9 @@ class Lifecycle:
         run.draining, run.kind, run.cause = True, kind, cause
         self._stop_farewells.clear()
         run.started_at = time.monotonic()
-        run.deadline = run.started_at + self.drain_timeout
-        run.told, run.took, run.gone, run.missed, run.late = len(run.streams), 0, 0, 0, 0
+        run.deadline = run.started_at + self._drain_bound(run)
+        run.told, run.took, run.gone, run.late = len(run.streams), 0, 0, 0
+        run.cut = []
         run.report = None
         run.drained = asyncio.Event()
         logger.info(
@@ -610,6 +649,7 @@ class Lifecycle:
         told_still_open = [h for h in run.streams if not h.late]
         for handle in told_still_open:
             handle.abandon()
+            run.cut.append(f"{handle.label} ({Outcome.TOO_SLOW.value})")
 
         # One line for the log, and the report.
         run.report = ShutdownReport(
@@ -618,39 +658,46 @@ class Lifecycle:
             told=run.told,
             took=run.took,
             gone=run.gone,
-            missed=run.missed + len(told_still_open),
+            missed=len(run.cut),
             late=run.late,
             seconds=time.monotonic() - run.started_at,
+            cut=tuple(run.cut),
         )
         self.shutdowns += 1
         self.last_shutdown_seconds = run.report.seconds
-        logger.info(
-            "graceful-sse: drain took %.3f s: %d of %d stream(s) took the notice, %d had gone, "
-            "%d did not take it; %d opened during the drain",
-            run.report.seconds,
-            run.report.took,
-            run.report.told,
-            run.report.gone,
-            run.report.missed,
-            run.report.late,
-        )
+        logger.info("graceful-sse: %s", run.report.describe())
 
         # A signal with no handler but its default action (terminate, KeyboardInterrupt) ends the
-        # loop: it goes last.
+        # loop: it goes last. Signals that come after this go straight on.
+        run.handed_on = True
         self._hand_on(run, Disposition.HANDLED, Disposition.DEFAULT)
 
     def _hand_on(self, run: _Run, *dispositions: Disposition) -> None:
-        """Give the kept signal to the server's own handler (or its default action)."""
-        sig, chain = run.kept, run.chain
-        if sig is None or chain is None or chain.disposition(sig) not in dispositions:
+        """Give the kept signals to the server's own handlers (or their default action).
+
+        SIGINT first: uvicorn takes a SIGINT that follows any other signal for a second Ctrl+C and
+        forces its exit, skipping the app's lifespan shutdown.
+        """
+        chain = run.chain
+        if chain is None:
             return
-        run.kept = None
-        chain.hand_on(sig)
+        for sig in sorted(run.kept, key=lambda s: s is not signal.SIGINT):
+            if chain.disposition(sig) in dispositions:
+                run.kept.remove(sig)
+                chain.hand_on(sig)
+
+    def _drain_bound(self, run: _Run) -> float:
+        # Streams still writing are closed before the server cancels them (Hypercorn's
+        # graceful_timeout, 3 s by default, begins with its shutdown, as our drain does).
+        if run.server_grace is None:
+            return self.drain_timeout
+        return max(MIN_FLUSH, min(self.drain_timeout, run.server_grace - GRACE_MARGIN))
 
     def _follow_hypercorn(self, run: _Run) -> None:
         watch = servers.find_hypercorn_trigger(self._on_server_exit)
         if watch is not None:
             run.watches.append(watch)
+            run.server_grace = servers.hypercorn_graceful_timeout()
 
 
 def _farewell_event(name: str, retry_ms: int, body: dict[str, Any]) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import enum
 import time
 from collections.abc import AsyncIterable, Iterable, Mapping
 from typing import Any
@@ -115,14 +116,18 @@ class EventStream(Response):
         if callable(resume):
             resume(last_event_id(scope))
         source: Source = self.content if isinstance(self.content, Source) else Pump(self.content)
-        stream = _Stream(self, lifecycle, source, send)
+        stream = _Stream(self, lifecycle, source, send, _label(scope))
         lifecycle.open_stream(stream)
         outcome: Outcome | None = None
         try:
             outcome = await stream.respond(scope, receive)
         finally:
             if outcome is None:  # cancelled or failed: a told stream's client never got the notice
-                outcome = "gone" if stream.kind is None or stream.gone else "missed"
+                outcome = Outcome.GONE if stream.kind is None or stream.gone else Outcome.TOO_SLOW
+                if not stream.gone:
+                    # The server gave up on the response (Hypercorn's graceful_timeout), maybe
+                    # with bytes the client is not taking: it would wait for them to drain.
+                    lifecycle.close_connection(scope)
             lifecycle.close_stream(stream, outcome)
             await source.aclose()
 
@@ -150,6 +155,16 @@ class EventStream(Response):
             content.close()
 
 
+class _Pumped(enum.Enum):
+    """Why a stream stopped pumping its source."""
+
+    TOLD = enum.auto()  # the lifecycle told it to end: the farewell next
+    GONE = enum.auto()  # the client left
+    CUT = enum.auto()  # the client took nothing for send_timeout
+    FAILED = enum.auto()  # the source raised
+    DONE = enum.auto()  # the source ended
+
+
 class _Stream(StreamHandle):
     """One response in progress: waits on its source's one future, woken by callbacks."""
 
@@ -169,8 +184,10 @@ class _Stream(StreamHandle):
         "timed_out",
     )
 
-    def __init__(self, response: EventStream, lifecycle: Lifecycle, source: Source, send: Send) -> None:
-        super().__init__()
+    def __init__(
+        self, response: EventStream, lifecycle: Lifecycle, source: Source, send: Send, label: str
+    ) -> None:
+        super().__init__(label)
         self.response = response
         self.lifecycle = lifecycle
         self.source = source
@@ -223,32 +240,32 @@ class _Stream(StreamHandle):
                 return await self._farewell(b"", named, scope, receive)
             ended = await self._pump(receive)
         except OSError:  # ASGI 2.4 servers raise it from send() once the client has gone
-            return "gone"
-        if ended == "told":
+            return Outcome.GONE
+        if ended is _Pumped.TOLD:
             return await self._farewell(b"", named, scope, receive)
-        if ended == "gone":
-            return "gone"
-        if ended == "cut":
+        if ended is _Pumped.GONE:
+            return Outcome.GONE
+        if ended is _Pumped.CUT:
             return await self._cut_off(scope, receive)
-        return await self._end(ERROR_EVENT if ended == "failed" else b"")
+        return await self._end(ERROR_EVENT if ended is _Pumped.FAILED else b"")
 
-    async def _pump(self, receive: Receive) -> str:
+    async def _pump(self, receive: Receive) -> _Pumped:
         source = self.source
         watcher = asyncio.get_running_loop().create_task(self._watch(receive))
         self._arm_heartbeat()
         try:
             while True:
                 if self.timed_out:
-                    return "cut"
+                    return _Pumped.CUT
                 if self.kind is not None:
-                    return "told"
+                    return _Pumped.TOLD
                 if self.gone:
-                    return "gone"
+                    return _Pumped.GONE
                 chunk = source.pop()
                 if chunk is not None:
                     await self._write(chunk)
                 elif source.finished:
-                    return "failed" if source.failed else "done"
+                    return _Pumped.FAILED if source.failed else _Pumped.DONE
                 elif self.heartbeat_due:
                     self.heartbeat_due = False
                     self._arm_heartbeat()
@@ -298,11 +315,11 @@ class _Stream(StreamHandle):
         except OSError:
             # The server dropped the connection under the farewell (Hypercorn does at its own
             # shutdown): the client did not get it, unless it had already left.
-            return "gone" if self.gone else "missed"
+            return Outcome.GONE if self.gone else Outcome.DROPPED
         if took:
-            return "took"
+            return Outcome.TOOK
         await self._drop(scope, receive)
-        return "missed"
+        return Outcome.TOO_SLOW
 
     async def _cut_off(self, scope: Scope, receive: Receive) -> Outcome:
         """The client took nothing for ``send_timeout``: end the stream without a goodbye.
@@ -319,7 +336,7 @@ class _Stream(StreamHandle):
             self.response.send_timeout,
         )
         await self._drop(scope, receive)
-        return "missed" if self.kind is not None else "gone"
+        return Outcome.NOT_READING if self.kind is not None else Outcome.GONE
 
     async def _drop(self, scope: Scope, receive: Receive) -> None:
         """Close the connection of a client that takes nothing, and let the server see it first.
@@ -340,8 +357,8 @@ class _Stream(StreamHandle):
         try:
             await self.send({"type": "http.response.body", "body": data, "more_body": False})
         except OSError:
-            return "gone"
-        return "ended"
+            return Outcome.GONE
+        return Outcome.ENDED
 
     async def _watch(self, receive: Receive) -> None:
         """The client leaving resolves the stream's wake-up."""
@@ -382,6 +399,12 @@ class _Stream(StreamHandle):
             return
         delays = [heartbeat - idle] if heartbeat is not None else []
         self._arm_heartbeat(min([*delays, limit]) if limit is not None else min(delays))
+
+
+def _label(scope: Scope) -> str:
+    # The path without its query string, which may carry a token.
+    client = scope.get("client") or ("?", 0)
+    return f"{scope.get('method', 'GET')} {scope.get('path', '')} from {client[0]}:{client[1]}"
 
 
 def _from_htmx4(scope: Scope) -> bool:

@@ -13,7 +13,13 @@ import signal
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["ServerWatch", "find_hypercorn_trigger", "find_uvicorn_server", "watch_should_exit"]
+__all__ = [
+    "ServerWatch",
+    "find_hypercorn_trigger",
+    "find_uvicorn_server",
+    "hypercorn_graceful_timeout",
+    "watch_should_exit",
+]
 
 
 POLL_INTERVAL = 0.1  # uvicorn's own main loop looks at should_exit this often
@@ -102,8 +108,25 @@ def find_hypercorn_trigger(on_shutdown: Callable[[], None]) -> ServerWatch | Non
 
 def _runs_hypercorn_raise_shutdown(task: asyncio.Task[Any]) -> bool:
     code = getattr(task.get_coro(), "cr_code", None)
-    return (
-        code is not None
-        and code.co_name == "raise_shutdown"
-        and "hypercorn" in code.co_filename.replace("\\", "/").split("/")
-    )
+    return code is not None and _is_hypercorn(code, "raise_shutdown")
+
+
+def hypercorn_graceful_timeout() -> float | None:
+    """How long Hypercorn's worker lets connections finish once it begins to shut down.
+
+    It then cancels them; on Python 3.11 asyncio logs a traceback for each, and a cancelled
+    connection whose client is not reading holds the worker until the exit bound. Read from the
+    ``config`` of the ``worker_serve`` coroutine running the worker (no patching).
+    """
+    for task in asyncio.all_tasks():
+        coro: Any = task.get_coro()
+        while coro is not None and hasattr(coro, "cr_code"):
+            if _is_hypercorn(coro.cr_code, "worker_serve") and coro.cr_frame is not None:
+                timeout = getattr(coro.cr_frame.f_locals.get("config"), "graceful_timeout", None)
+                return float(timeout) if isinstance(timeout, int | float) else None
+            coro = coro.cr_await
+    return None
+
+
+def _is_hypercorn(code: Any, name: str) -> bool:
+    return bool(code.co_name == name and "hypercorn" in code.co_filename.replace("\\", "/").split("/"))

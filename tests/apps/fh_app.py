@@ -1,6 +1,6 @@
 """The app the run-mode tests serve, written the way a FastHTML user writes one.
 
-Module-level hub, ``fast_app(lifespan=hub.lifespan)``, and ``serve()`` at the bottom, so that
+Module-level hub, its lifespan in ``fast_app(lifespan=...)``, and ``serve()`` at the bottom, so that
 ``python fh_app.py`` runs it through FastHTML's ``serve()`` (uvicorn with reload) and
 ``uvicorn fh_app:app`` (and every other server) imports the same module.
 """
@@ -36,7 +36,18 @@ hub = Hub(
     authorize=private_needs_the_key,
 )
 capped = Limits(max_connections=4, max_per_client=2, retry_after=4, client_key=client_header_or_address)
-app, rt = fast_app(lifespan=hub.lifespan, default_hdrs=False)
+# harness.LIFESPAN_DONE: the tests look for it in the log.
+LIFESPAN_DONE = "test app: lifespan shutdown complete (hub stopped)"
+
+
+async def lifespan(app):
+    """``hub.lifespan``, and a line once it has run to its end (the hub's backend stopped)."""
+    async for _ in hub.lifespan(app):  # FastHTML iterates a lifespan as an async generator
+        yield
+    print(LIFESPAN_DONE, flush=True)
+
+
+app, rt = fast_app(lifespan=lifespan, default_hdrs=False)
 
 
 @hub.producer(every=0.5)
