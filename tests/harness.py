@@ -243,3 +243,11 @@ def stuck_client(port: int, path: str = "/firehose") -> socket.socket:
     sock.connect(("127.0.0.1", port))
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n".encode())
     return sock
+
+
+def trickling_post(port: int, path: str = "/say") -> socket.socket:
+    """A client that starts a form POST and never sends the rest of its body."""
+    sock = socket.create_connection(("127.0.0.1", port))
+    head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+    sock.sendall(f"{head}Content-Length: 100\r\n\r\ntext=a".encode())
+    return sock

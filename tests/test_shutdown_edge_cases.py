@@ -21,11 +21,13 @@ from harness import (
     run_modes,
     running,
     stuck_client,
+    trickling_post,
 )
 
 pytestmark = pytest.mark.servers
 
 EXIT_BOUND = 10.0
+EXIT_TIMEOUT = 5.0  # fh_app's Lifecycle(exit_timeout=...)
 
 
 async def _let_it_fill() -> None:
@@ -98,6 +100,33 @@ def test_a_stream_cut_for_send_timeout_leaves_a_clean_shutdown(
     for stream in streams:
         assert stream.clean_end and stream.names()[-1] == farewell, (stream.error, log[-2000:])
     _assert_a_graceful_end(log)
+
+
+@pytest.mark.parametrize("mode_name", ["uvicorn", "serve()", "gunicorn"])
+def test_requests_that_never_finish_their_bodies_cannot_hold_the_process(
+    mode_name: str, tmp_path: Path
+) -> None:
+    """Not our streams: the server waits for them, and the exit bound ends the wait."""
+    port = free_port()
+    with running(run_modes(port)[mode_name], port, tmp_path / "server.log") as server:
+
+        async def scenario() -> tuple[list, float]:  # type: ignore[type-arg]
+            async with open_streams([server.url + "/stream"] * 5) as (streams, tasks):
+                posts = [trickling_post(port) for _ in range(20)]
+                await asyncio.sleep(0.5)
+                start = time.monotonic()
+                server.sigint_group()
+                await asyncio.wait_for(asyncio.gather(*tasks), EXIT_BOUND)
+                await asyncio.to_thread(server.wait_exit, EXIT_BOUND)
+                for post in posts:
+                    post.close()
+                return streams, time.monotonic() - start
+
+        streams, seconds = asyncio.run(scenario())
+        log = server.log
+    assert seconds < EXIT_TIMEOUT + 2.5, log[-2000:]
+    for stream in streams:
+        assert stream.clean_end and stream.names()[-1] == "shutdown", (stream.error, log[-2000:])
 
 
 @pytest.mark.parametrize("mode_name", ["uvicorn", "serve()"])
