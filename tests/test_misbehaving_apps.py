@@ -89,3 +89,14 @@ def test_the_exit_bound_holds_whatever_the_app_code_does(
         assert stream.clean_end, (stream.url, stream.error, log[-3000:])
         assert stream.names()[-1] == FAREWELL[send_signal], (stream.url, stream.names()[-3:], log[-3000:])
     assert "Application shutdown complete" in log, log[-3000:]
+
+
+def test_a_failing_generator_logs_what_it_raised(tmp_path: Path) -> None:
+    """The package's own log handler (nothing else configured logging) keeps the traceback."""
+    port = free_port()
+    with running(run_modes(port)["uvicorn"], port, tmp_path / "server.log") as server:
+        events = httpx.get(server.url + "/fails", timeout=10).text
+        log = server.log
+    assert "event: error" in events
+    assert "the stream's generator failed" in log, log[-3000:]
+    assert "Traceback (most recent call last)" in log and "RuntimeError: boom-detail-42" in log, log[-3000:]

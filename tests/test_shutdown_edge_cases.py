@@ -63,6 +63,7 @@ def test_a_client_that_never_reads_cannot_hold_the_process(mode_name: str, tmp_p
 
         streams, seconds = asyncio.run(scenario())
         log = server.log
+    print(f"never-reading client, {mode_name}: gone {seconds:.2f} s after Ctrl+C")
     assert seconds < EXIT_BOUND, log[-2000:]
     assert "1 did not take it" in log and "GET /firehose from 127.0.0.1:" in log, log[-2000:]
     for stream in streams:
@@ -92,6 +93,7 @@ def test_a_stream_cut_for_send_timeout_leaves_a_clean_shutdown(
 
         streams, seconds = asyncio.run(scenario())
         log = server.log
+    print(f"send_timeout cut, {mode_name} {signal_name}: gone {seconds:.2f} s after the signal")
     farewell = "shutdown" if signal_name == "SIGINT" else "restart"
     assert seconds < EXIT_BOUND, log[-2000:]
     assert "took no data for 0.5 s; ending its stream" in log, log[-2000:]
@@ -124,6 +126,7 @@ def test_requests_that_never_finish_their_bodies_cannot_hold_the_process(
 
         streams, seconds = asyncio.run(scenario())
         log = server.log
+    print(f"trickling bodies, {mode_name}: gone {seconds:.2f} s after Ctrl+C")
     assert seconds < EXIT_TIMEOUT + 2.5, log[-2000:]
     for stream in streams:
         assert stream.clean_end and stream.names()[-1] == "shutdown", (stream.error, log[-2000:])

@@ -127,6 +127,17 @@ def blocking():
     return EventStream(ticks())
 
 
+@rt("/fails")
+def fails():
+    """A generator that raises after its first event: the log must say what it raised."""
+
+    async def ticks():
+        yield "tick"
+        raise RuntimeError("boom-detail-42")
+
+    return EventStream(ticks())
+
+
 @rt("/block-loop")
 async def block_loop(seconds: float = 20.0):
     """An ``async def`` route that blocks the event loop (a sync call where an await belonged)."""
