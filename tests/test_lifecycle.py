@@ -136,13 +136,13 @@ def test_reopen_accepts_streams_normally_again() -> None:
 
 @pytest.fixture
 def server_handler() -> Iterator[list[int]]:
-    """A server's own handler for SIGINT and SIGTERM (as uvicorn installs): the signals it got."""
+    """A server's own handler for SIGINT, SIGTERM and SIGQUIT: the signals it got."""
     calls: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
         calls.append(signum)
 
-    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
     yield calls
     for sig, previous in before.items():
         signal.signal(sig, previous)
@@ -200,6 +200,28 @@ def test_a_ctrl_c_handled_after_the_reloaders_sigterm_is_still_a_stop(
             await asyncio.sleep(lc.restart_settle + 0.1)
             assert lc.last_report is not None and lc.last_report.kind == "stop"
             assert server_handler == [signal.SIGINT, signal.SIGTERM]
+
+    asyncio.run(main())
+
+
+def test_a_ctrl_c_after_gunicorns_sigquit_still_reaches_the_server(server_handler: list[int]) -> None:
+    """gunicorn's master turns a Ctrl+C into SIGQUIT for its workers, and the worker's own SIGINT
+    can come second; uvicorn acts only on the SIGINT, so both reach the server, SIGINT first."""
+
+    async def main() -> None:
+        lc = lifecycle()
+        async with lc.lifespan():
+            handle = lc.open_stream()
+            signal.raise_signal(signal.SIGQUIT)
+            await asyncio.sleep(0.05)
+            signal.raise_signal(signal.SIGINT)
+            await asyncio.sleep(0.05)
+            assert handle.kind == "stop" and server_handler == []
+            lc.close_stream(handle, Outcome.TOOK)
+            await asyncio.sleep(0.05)
+            assert server_handler == [signal.SIGINT, signal.SIGQUIT]
+            signal.raise_signal(signal.SIGTERM)  # after the drain: straight on
+            assert server_handler == [signal.SIGINT, signal.SIGQUIT, signal.SIGTERM]
 
     asyncio.run(main())
 
