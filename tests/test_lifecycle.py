@@ -267,6 +267,8 @@ def test_a_second_ctrl_c_abandons_the_drain_and_reaches_the_server_twice(server_
 class FakeServer:
     should_exit = False
     force_exit = False
+    started = False
+    servers: list[asyncio.AbstractServer] = []
 
 
 def test_should_exit_on_a_watched_server_starts_the_drain() -> None:

@@ -329,14 +329,16 @@ class Lifecycle:
             self._stop_watching(run)
         make_visible()
         run = self._run = _Run(loop)
+        # A server stopped before (a notebook's stop() then start()) must not end the new run.
+        self._watched = [server for server in self._watched if not server.should_exit]
         found = servers.find_uvicorn_server()
         run.chain = SignalChain(self.kinds, self._on_signal)
-        if not run.chain.install():
+        if not run.chain.install() and found is None and not self._watched:
             logger.info(
                 "graceful-sse: not on the main thread, so no signal handlers; call "
                 "lifecycle.watch(server) or lifecycle.shutdown() to end streams gracefully"
             )
-        for server in [*self._watched, *([found] if found is not None else [])]:
+        for server in {id(s): s for s in [*self._watched, *([found] if found else [])]}.values():
             self._watch(run, server)
         self.producers.start()
         return run

@@ -1,9 +1,11 @@
 """Finding out that the ASGI server itself has begun to shut down, where no signal tells us.
 
-Signals cover most run modes. Two do not: a program that embeds uvicorn and sets
-``server.should_exit = True``, and Hypercorn's worker processes, which ignore SIGINT and learn of
-a SIGTERM sent to the parent through a multiprocessing event. Each watcher here reads public
-state of an object the server already created (no patching) and calls ``on_shutdown`` once.
+Signals cover most run modes. Some do not: a program that embeds uvicorn and sets
+``server.should_exit = True`` (a notebook's ``JupyUvi.stop()``), a uvicorn worker recycled after
+``--limit-max-requests`` (gunicorn's ``--max-requests`` becomes that), which ends its main loop
+without any flag, and Hypercorn's worker processes, which ignore SIGINT and learn of a SIGTERM
+sent to the parent through a multiprocessing event. Each watcher here reads public state of an
+object the server already created (no patching) and calls ``on_shutdown`` once.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import signal
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 __all__ = [
     "ServerWatch",
@@ -26,9 +28,12 @@ POLL_INTERVAL = 0.1  # uvicorn's own main loop looks at should_exit this often
 
 
 class ExitFlag(Protocol):
-    """What uvicorn's ``Server`` offers: ``should_exit`` (and ``force_exit``) flags."""
+    """What uvicorn's ``Server`` offers: ``should_exit`` (and ``force_exit``) flags, ``started``,
+    and once started its listeners."""
 
     should_exit: bool
+    started: bool
+    servers: list[asyncio.AbstractServer]
 
 
 class ServerWatch:
@@ -39,10 +44,32 @@ class ServerWatch:
 
 
 def find_uvicorn_server() -> ExitFlag | None:
-    """The uvicorn ``Server`` serving this process, found through the signal handler it installed.
+    """The uvicorn ``Server`` serving this event loop, if there is exactly one.
 
-    Handlers chained in front of it by other lifecycles (``SignalChain``) are looked through.
+    Found through the task running its ``serve()`` (any thread: ``uvicorn.run``, gunicorn's
+    worker, a notebook's ``JupyUvi``), else through the signal handler it installed.
     """
+    serving = {id(s): s for s in _uvicorn_servers_serving()}
+    if len(serving) == 1:
+        return next(iter(serving.values()))
+    return None if serving else _uvicorn_server_by_signal()
+
+
+def _uvicorn_servers_serving() -> list[ExitFlag]:
+    found: list[ExitFlag] = []
+    for task in asyncio.all_tasks():
+        coro: Any = task.get_coro()
+        while coro is not None and hasattr(coro, "cr_code"):
+            owner = coro.cr_frame.f_locals.get("self") if coro.cr_frame is not None else None
+            if coro.cr_code.co_name in ("serve", "_serve") and _is_uvicorn_server(owner):
+                found.append(owner)
+                break
+            coro = coro.cr_await
+    return found
+
+
+def _uvicorn_server_by_signal() -> ExitFlag | None:
+    """Through the signal handler it installed, looking through handlers chained in front."""
     for sig in (signal.SIGINT, signal.SIGTERM):
         handler: Any = signal.getsignal(sig)
         for _ in range(16):  # a chain of chains, never a cycle; the bound is only a safeguard
@@ -50,7 +77,7 @@ def find_uvicorn_server() -> ExitFlag | None:
             if owner is None:
                 break
             if _is_uvicorn_server(owner):
-                return owner  # type: ignore[no-any-return]
+                return owner
             previous = getattr(owner, "previous", None)
             if not callable(previous):
                 break
@@ -58,18 +85,26 @@ def find_uvicorn_server() -> ExitFlag | None:
     return None
 
 
-def _is_uvicorn_server(obj: object) -> bool:
+def _is_uvicorn_server(obj: object) -> TypeGuard[ExitFlag]:
     return type(obj).__module__.startswith("uvicorn") and hasattr(obj, "should_exit")
 
 
+def _stopped_listening(server: ExitFlag) -> bool:
+    return server.started and not any(listener.is_serving() for listener in server.servers)
+
+
 def watch_should_exit(server: ExitFlag, on_shutdown: Callable[[], None]) -> ServerWatch:
-    """Call ``on_shutdown`` once, soon after ``server.should_exit`` becomes true."""
+    """Call ``on_shutdown`` once, soon after the server begins to shut down.
+
+    ``should_exit`` says so, or, for a recycled worker, the listeners closing: uvicorn's main loop
+    ends at its request limit without setting any flag, then closes them first.
+    """
     loop = asyncio.get_running_loop()
     handle: asyncio.TimerHandle | None = None
 
     def check() -> None:
         nonlocal handle
-        if server.should_exit:
+        if server.should_exit or _stopped_listening(server):
             handle = None
             on_shutdown()
         else:
