@@ -82,8 +82,8 @@ def test_the_lifespan_starts_producers_and_its_end_stops_them() -> None:
 
         async with lc.lifespan():
             await asyncio.sleep(0.05)
-            assert lc.producers.running == 1
-        assert lc.producers.running == 0
+            assert lc.running_producers == 1
+        assert lc.running_producers == 0
         count = len(events)
         await asyncio.sleep(0.05)
         assert len(events) == count > 0

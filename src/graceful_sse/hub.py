@@ -354,7 +354,10 @@ class Hub:
 
     async def stop(self) -> None:
         """Disconnect the backend; open subscriptions stay open until their streams end."""
-        if self._start is not None:
+        start = self._start
+        # A notebook's stopped server can finish after the next one started the backend on its
+        # own loop: only the loop that started it stops it.
+        if start is not None and start.get_loop() is asyncio.get_running_loop():
             self._start = None
             await self.backend.stop()
 

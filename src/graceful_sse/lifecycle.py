@@ -34,7 +34,7 @@ from typing import Any, Literal, TypeVar, overload
 from . import servers
 from ._sockets import SocketCloser
 from .logs import logger, make_visible
-from .producers import Producer, ProducerFn, Producers
+from .producers import Producer, ProducerFn, Producers, ProducerTasks
 from .signals import Disposition, SignalChain
 from .status import State, status_event
 from .wire import encode_item
@@ -192,6 +192,7 @@ class _Run:
         self.guard: _ExitGuard | None = None
         self.guard_from_signal = False
         self.closer = SocketCloser(loop)
+        self.producers = ProducerTasks()
 
     def note(self, kind: Kind) -> None:
         """Remember what the signals so far meant; a stop among them wins (a Ctrl+C)."""
@@ -258,26 +259,51 @@ class Lifecycle:
         self.last_shutdown_seconds = 0.0
         self._watched: list[Any] = []
         self._stop_farewells: dict[tuple[str | None, bool], bytes] = {}
-        self._run: _Run | None = None
+        # One run per event loop: a notebook's stopped server may still be draining on its loop
+        # while the next one starts on another.
+        self._runs: dict[asyncio.AbstractEventLoop, _Run] = {}
+        self._latest: _Run | None = None
 
     # -- state -------------------------------------------------------------------------------
 
+    # Read from the run on the calling thread's loop, else the most recently started one.
+
     @property
     def draining(self) -> bool:
-        return self._run is not None and self._run.draining
+        run = self._here() or self._latest
+        return run is not None and run.draining
 
     @property
     def kind(self) -> Kind | None:
         """The kind of the shutdown in progress, if any."""
-        return self._run.kind if self._run is not None else None
+        run = self._here() or self._latest
+        return run.kind if run is not None else None
 
     @property
     def open_streams(self) -> int:
-        return len(self._run.streams) if self._run is not None else 0
+        run = self._here() or self._latest
+        return len(run.streams) if run is not None else 0
+
+    @property
+    def running_producers(self) -> int:
+        run = self._here() or self._latest
+        return run.producers.running if run is not None else 0
 
     @property
     def last_report(self) -> ShutdownReport | None:
-        return self._run.report if self._run is not None else None
+        run = self._here() or self._latest
+        return run.report if run is not None else None
+
+    def _here(self) -> _Run | None:
+        """The run on the running event loop, if any."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+        return self._runs.get(loop)
+
+    def _is_current(self, run: _Run) -> bool:
+        return self._runs.get(run.loop) is run
 
     # -- wiring into an app ------------------------------------------------------------------
 
@@ -322,17 +348,16 @@ class Lifecycle:
     def ensure_started(self) -> _Run:
         """Bind to the running loop (once per loop) and start; safe to call on every stream."""
         loop = asyncio.get_running_loop()
-        run = self._run
-        if run is not None and run.loop is loop:
-            return run
+        run = self._runs.get(loop)
         if run is not None:
-            self._stop_watching(run)
+            return run
+        self._forget_ended_runs()
         make_visible()
-        run = self._run = _Run(loop)
+        run = self._runs[loop] = self._latest = _Run(loop)
         # A server stopped before (a notebook's stop() then start()) must not end the new run.
         self._watched = [server for server in self._watched if not server.should_exit]
         found = servers.find_uvicorn_server()
-        run.chain = SignalChain(self.kinds, self._on_signal)
+        run.chain = SignalChain(self.kinds, lambda sig, disposition: self._on_signal(run, sig, disposition))
         if not run.chain.install() and found is None and not self._watched:
             logger.info(
                 "graceful-sse: not on the main thread, so no signal handlers; call "
@@ -340,24 +365,34 @@ class Lifecycle:
             )
         for server in {id(s): s for s in [*self._watched, *([found] if found else [])]}.values():
             self._watch(run, server)
-        self.producers.start()
+        run.producers = self.producers.start()
         return run
+
+    def _forget_ended_runs(self) -> None:
+        """Runs whose loop has ended (``asyncio.run`` returned) let go of signals and watches."""
+        for loop, run in list(self._runs.items()):
+            if loop.is_closed() or not loop.is_running():
+                self._stop_watching(run)
+                del self._runs[loop]
 
     async def close(self) -> None:
         """The app is done (lifespan shutdown): stop producers, watches and the exit guard."""
-        run = self._run
+        run = self._here()
         if run is None:
             return
-        cancelled = self.producers.cancel()
+        cancelled = run.producers.cancel()
         if cancelled:
             logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
-        await self.producers.wait(self.drain_timeout)
+        await run.producers.wait(self.drain_timeout)
         self._stop_watching(run)
         if run.guard is not None and not run.guard_from_signal:
             # The server stopped with no signal: the program that runs it lives on (a notebook,
             # an embedded server). After a signal the process is ending, so the bound stays in
             # force through the server's and Python's clean-up.
             run.guard.disarm()
+        # The run ends with the app: a server started again on this loop (a notebook's
+        # JupyUviAsync) gets a fresh one. Its report stays readable until then.
+        del self._runs[run.loop]
 
     def watch(self, server: Any) -> None:
         """Begin the drain when ``server.should_exit`` becomes true (an embedded uvicorn server).
@@ -366,13 +401,13 @@ class Lifecycle:
         the main thread is found on its own). Call it before or after the server starts.
         """
         self._watched.append(server)
-        run = self._run
+        run = self._latest
         if run is not None and not run.loop.is_closed():
             run.loop.call_soon_threadsafe(self._watch, run, server)
 
     def _watch(self, run: _Run, server: Any) -> None:
         run.server = server
-        run.watches.append(servers.watch_should_exit(server, self._on_server_exit))
+        run.watches.append(servers.watch_should_exit(server, lambda: self._on_server_exit(run)))
 
     def _stop_watching(self, run: _Run) -> None:
         for w in run.watches:
@@ -419,7 +454,7 @@ class Lifecycle:
 
     def close_stream(self, handle: StreamHandle, outcome: Outcome) -> None:
         """A stream ended; ``outcome`` says whether it took its farewell."""
-        run = self._run
+        run = self._here()
         if run is None or handle not in run.streams:
             return
         run.streams.discard(handle)
@@ -435,12 +470,12 @@ class Lifecycle:
 
     def close_connection(self, scope: Any) -> bool:
         """Close the connection of ``scope`` under the server (see ``_sockets``); False if unknown."""
-        run = self._run
+        run = self._here()
         return run is not None and run.closer.close(scope)
 
     def flush_timeout(self) -> float:
         """How long a told stream may take to write its farewell."""
-        run = self._run
+        run = self._here()
         if run is None or not run.draining:
             return self.drain_timeout
         return max(run.deadline - time.monotonic(), MIN_FLUSH)
@@ -496,7 +531,7 @@ class Lifecycle:
 
     def reopen(self) -> None:
         """After an explicit ``shutdown()``, accept new streams normally again."""
-        run = self._run
+        run = self._here() or self._latest
         if run is not None and run.draining:
             run.draining = False
             run.kind = None
@@ -505,19 +540,18 @@ class Lifecycle:
 
     def request_shutdown(self, kind: Kind = "stop") -> None:
         """Thread-safe, non-blocking: start the drain from any thread (no report)."""
-        run = self._run
+        run = self._here() or self._latest
         if run is None:
             raise RuntimeError("the lifecycle has not started on an event loop yet")
         run.loop.call_soon_threadsafe(self._begin, run, _check_kind(kind), "request")
 
-    def _on_signal(self, sig: signal.Signals, disposition: Disposition) -> bool:
+    def _on_signal(self, run: _Run, sig: signal.Signals, disposition: Disposition) -> bool:
         """Inside the signal handler, on the main thread: arm the exit bound, schedule the rest.
 
         Returns True when the signal is kept, to be handed on to the server once the streams have
         written their farewells (``_hand_on``).
         """
-        run = self._run
-        if run is None or not run.loop.is_running():
+        if not self._is_current(run) or not run.loop.is_running():
             return False
         kind = self.kinds[sig]
         # Noted before anything runs on the loop: under load a server watch can run first and
@@ -547,7 +581,7 @@ class Lifecycle:
 
     def _signalled(self, run: _Run, kind: Kind, sig: signal.Signals) -> None:
         """On the loop, soon after a signal: begin the drain, or wait a moment for a restart."""
-        if run is not self._run:
+        if not self._is_current(run):
             return
         if run.draining:
             self._again(run, sig)
@@ -556,10 +590,9 @@ class Lifecycle:
         elif run.settling is None:
             self._settle(run, sig.name)
 
-    def _on_server_exit(self) -> None:
+    def _on_server_exit(self, run: _Run) -> None:
         """A server watch saw the server stopping: a signal's meaning if one came, else ours."""
-        run = self._run
-        if run is None or run.draining:
+        if not self._is_current(run) or run.draining:
             return
         self._arm_guard(run, "server", from_signal=False)
         kind = run.noted or self.on_server_exit
@@ -593,7 +626,7 @@ class Lifecycle:
 
     def _begin(self, run: _Run, kind: Kind, cause: str) -> None:
         """Tell every open stream, stop producers, and start the drain (once per shutdown)."""
-        if run is not self._run or run.draining:
+        if not self._is_current(run) or run.draining:
             return
         if run.settling is not None:
             run.settling.cancel()
@@ -616,7 +649,7 @@ class Lifecycle:
             handle.tell(kind)
         if not run.streams:
             run.drained.set()
-        cancelled = self.producers.cancel()
+        cancelled = run.producers.cancel()
         if cancelled:
             logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
         if run.guard is not None:
@@ -696,7 +729,7 @@ class Lifecycle:
         return max(MIN_FLUSH, min(self.drain_timeout, run.server_grace - GRACE_MARGIN))
 
     def _follow_hypercorn(self, run: _Run) -> None:
-        watch = servers.find_hypercorn_trigger(self._on_server_exit)
+        watch = servers.find_hypercorn_trigger(lambda: self._on_server_exit(run))
         if watch is not None:
             run.watches.append(watch)
             run.server_grace = servers.hypercorn_graceful_timeout()

@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable
 
 from .logs import logger
 
-__all__ = ["Producer", "ProducerFn", "Producers"]
+__all__ = ["Producer", "ProducerFn", "ProducerTasks", "Producers"]
 
 
 ProducerFn = Callable[[], Awaitable[object]]
@@ -66,11 +66,10 @@ class Producer:
 
 
 class Producers:
-    """The producers an app registered, and their tasks on the current event loop."""
+    """The producers an app registered."""
 
     def __init__(self) -> None:
         self._registered: list[Producer] = []
-        self._tasks: list[asyncio.Task[None]] = []
 
     def __len__(self) -> int:
         return len(self._registered)
@@ -78,18 +77,21 @@ class Producers:
     def add(self, producer: Producer) -> None:
         self._registered.append(producer)
 
+    def start(self) -> ProducerTasks:
+        """Start every registered producer on the running loop."""
+        loop = asyncio.get_running_loop()
+        return ProducerTasks([loop.create_task(p.run(), name=f"producer {p.name}") for p in self._registered])
+
+
+class ProducerTasks:
+    """The producers running on one event loop."""
+
+    def __init__(self, tasks: list[asyncio.Task[None]] | None = None) -> None:
+        self._tasks = tasks or []
+
     @property
     def running(self) -> int:
         return sum(not t.done() for t in self._tasks)
-
-    def start(self) -> None:
-        """Start every registered producer on the running loop (once per loop)."""
-        if self.running:
-            return
-        self._tasks = [
-            asyncio.get_running_loop().create_task(p.run(), name=f"producer {p.name}")
-            for p in self._registered
-        ]
 
     def cancel(self) -> int:
         """Cancel the running producers; returns how many were running."""
