@@ -89,6 +89,11 @@ def run_modes(port: int) -> dict[str, RunMode]:
     }
 
 
+def demo(port: int) -> RunMode:
+    """The package's demo, as its README runs it: FastHTML's ``serve()`` (a reloader and a child)."""
+    return RunMode("demo under serve()", [sys.executable, "-m", "graceful_sse.demo", "--port", str(port)])
+
+
 class Server:
     """A server process in its own process group (so that SIGINT can go to the whole group)."""
 
@@ -251,3 +256,24 @@ def trickling_post(port: int, path: str = "/say") -> socket.socket:
     head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
     sock.sendall(f"{head}Content-Length: 100\r\n\r\ntext=a".encode())
     return sock
+
+
+BURN = "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True: pass"
+
+
+@contextlib.contextmanager
+def busy_machine(burners: int | None = None) -> Iterator[int]:
+    """CPU-burning processes keeping every core busy (one more than the cores), ended after.
+
+    They run in a process group of their own, so that a Ctrl+C sent to a server's group does
+    not reach them, and they ignore SIGINT in case one does.
+    """
+    count = burners if burners is not None else (os.cpu_count() or 2) + 1
+    procs = [subprocess.Popen([sys.executable, "-c", BURN], start_new_session=True) for _ in range(count)]
+    try:
+        yield count
+    finally:
+        for proc in procs:
+            proc.kill()
+        for proc in procs:
+            proc.wait(timeout=5)

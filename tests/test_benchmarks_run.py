@@ -23,7 +23,8 @@ def _run(args: list[str], out: Path) -> str:
 
 @pytest.mark.redis
 def test_the_hub_benchmark_runs_and_writes_its_tables(tmp_path: Path) -> None:
-    tiny = "--sizes 100 --repeats 1 --publishes 5 --tput-seconds 1 --slow-n 50 --slow-seconds 1,2"
+    tiny = "--sizes 100 --repeats 1 --publishes 5 --spacing 0.05 --tput-seconds 0.5 --client-procs 1"
+    tiny += " --slow-n 50 --slow-seconds 0.5,1"
     table = _run(["benchmarks/hub/run.py", *tiny.split(), "--quiet-wait", "0", "--retries", "1"], tmp_path)
     labels = ("floor (raw ASGI)", "graceful_sse in FastHTML", "sse-starlette + broadcaster", "Redis, 2 work")
     for label in labels:

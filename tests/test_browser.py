@@ -17,17 +17,13 @@ from playwright.sync_api import BrowserContext, Route
 import graceful_sse
 
 from browser import SCREENSHOTS, Watched, open_page
-from harness import APPS, BIN, RunMode, Server, free_port, running
+from harness import APPS, BIN, RunMode, Server, demo, free_port, running
 from tcp_proxy import Listener, Proxy
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
 # Chromium reports a refused connection itself; that is the network, not the page's scripts.
 NETWORK = ("net::ERR_CONNECTION_REFUSED", "Failed to load resource")
-
-
-def demo(port: int) -> RunMode:
-    return RunMode("demo under serve()", [sys.executable, "-m", "graceful_sse.demo", "--port", str(port)])
 
 
 def page_app(port: int, **env: str) -> RunMode:
@@ -87,7 +83,7 @@ def test_ctrl_c_on_the_serve_demo_says_stopped_and_the_browser_never_asks_again(
         requests = len(page.stream_requests)
         listener = Listener(port)
         try:
-            page.page.wait_for_timeout(15_000)
+            page.page.wait_for_timeout(6_000)  # past the longest restart delay (5 s)
         finally:
             listener.close()
         assert listener.connections == 0, "the browser tried to reconnect to a stopped server"
