@@ -25,7 +25,7 @@ import pytest
 import trustme
 from h2_client import open_h2_streams
 
-from harness import BIN, LIFESPAN_DONE, RunMode, Server, free_port
+from harness import LIFESPAN_DONE, RunMode, Server, free_port, run_modes
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -46,27 +46,17 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return cert_path, key_path
 
 
+TLS_OPTIONS = {"hypercorn": ("--certfile", "--keyfile"), "granian": ("--ssl-certificate", "--ssl-keyfile")}
+
+
 def _mode(server: str, port: int, tls: tuple[Path, Path] | None, app: str) -> RunMode:
-    p = str(port)
-    if server == "hypercorn":
-        argv = [str(BIN / "hypercorn"), app, "--bind", f"127.0.0.1:{p}"]
-        if tls:
-            argv += ["--certfile", str(tls[0]), "--keyfile", str(tls[1])]
-    else:
-        argv = [
-            str(BIN / "granian"),
-            "--interface",
-            "asgi",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            p,
-            "--http",
-            "2",
-        ]
-        if tls:
-            argv += ["--ssl-certificate", str(tls[0]), "--ssl-keyfile", str(tls[1])]
-        argv.append(app)
+    """The server's HTTP/1.1 run mode with HTTP/2 (Granian must be told) and TLS if asked."""
+    argv = [app if arg == "fh_app:app" else arg for arg in run_modes(port)[server].argv]
+    if server == "granian":
+        argv += ["--http", "2"]
+    if tls:
+        cert_option, key_option = TLS_OPTIONS[server]
+        argv += [cert_option, str(tls[0]), key_option, str(tls[1])]
     return RunMode(f"{server} HTTP/2{' TLS' if tls else ''}", argv)
 
 

@@ -268,32 +268,30 @@ class Lifecycle:
 
     # -- state -------------------------------------------------------------------------------
 
-    # Read from the run on the calling thread's loop, else the most recently started one.
-
     @property
     def draining(self) -> bool:
-        run = self._here() or self._latest
+        run = self._current()
         return run is not None and run.draining
 
     @property
     def kind(self) -> Kind | None:
         """The kind of the shutdown in progress, if any."""
-        run = self._here() or self._latest
+        run = self._current()
         return run.kind if run is not None else None
 
     @property
     def open_streams(self) -> int:
-        run = self._here() or self._latest
+        run = self._current()
         return len(run.streams) if run is not None else 0
 
     @property
     def running_producers(self) -> int:
-        run = self._here() or self._latest
+        run = self._current()
         return run.producers.running if run is not None else 0
 
     @property
     def last_report(self) -> ShutdownReport | None:
-        run = self._here() or self._latest
+        run = self._current()
         return run.report if run is not None else None
 
     def _here(self) -> _Run | None:
@@ -303,6 +301,18 @@ class Lifecycle:
         except RuntimeError:
             return None
         return self._runs.get(loop)
+
+    def _current(self) -> _Run | None:
+        """The run of the calling thread's loop; off any loop, the most recently started one.
+
+        A run ended with its app (``close``) stays readable on its loop until the next starts.
+        """
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._latest
+        latest = self._latest
+        return self._runs.get(loop) or (latest if latest is not None and latest.loop is loop else None)
 
     def _is_current(self, run: _Run) -> bool:
         return self._runs.get(run.loop) is run
@@ -393,7 +403,7 @@ class Lifecycle:
             # force through the server's and Python's clean-up.
             run.guard.disarm()
         # The run ends with the app: a server started again on this loop (a notebook's
-        # JupyUviAsync) gets a fresh one. Its report stays readable until then.
+        # JupyUviAsync) gets a fresh one.
         del self._runs[run.loop]
 
     def watch(self, server: Any) -> None:
@@ -533,7 +543,7 @@ class Lifecycle:
 
     def reopen(self) -> None:
         """After an explicit ``shutdown()``, accept new streams normally again."""
-        run = self._here() or self._latest
+        run = self._current()
         if run is not None and run.draining:
             run.draining = False
             run.kind = None
@@ -542,7 +552,7 @@ class Lifecycle:
 
     def request_shutdown(self, kind: Kind = "stop") -> None:
         """Thread-safe, non-blocking: start the drain from any thread (no report)."""
-        run = self._here() or self._latest
+        run = self._current()
         if run is None:
             raise RuntimeError("the lifecycle has not started on an event loop yet")
         run.loop.call_soon_threadsafe(self._begin, run, _check_kind(kind), "request")
