@@ -333,6 +333,7 @@ class Hub:
         self._disconnect_hooks: list[Hook] = []
         self._hook_tasks: set[asyncio.Future[Any]] = set()
         self._start: asyncio.Task[None] | None = None
+        self._lifespans = 0  # apps whose lifespan is running with this hub
 
     # -- app wiring ----------------------------------------------------------------------------
 
@@ -343,10 +344,15 @@ class Hub:
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:
         async with self.lifecycle.lifespan(app):
             await self.start()
+            self._lifespans += 1
             try:
                 yield
             finally:
-                await self.stop()
+                self._lifespans -= 1
+                # A notebook's next server can start before the last one has finished: the
+                # backend stops with the last app using it.
+                if not self._lifespans:
+                    await self.stop()
 
     async def start(self) -> None:
         """Connect the backend (the lifespan does it; publishing and subscribing do it lazily)."""

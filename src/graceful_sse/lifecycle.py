@@ -111,12 +111,13 @@ class StreamHandle:
     client is not taking), ``abandon`` gives up writing the farewell (a second Ctrl+C).
     """
 
-    __slots__ = ("kind", "label", "late")
+    __slots__ = ("_run", "kind", "label", "late")
 
     def __init__(self, label: str = "stream") -> None:
         self.kind: Kind | None = None
         self.late = False
         self.label = label  # how the drain's log line names it: "GET /updates from 10.0.0.7"
+        self._run: _Run | None = None  # the run it was opened in (set by ``open_stream``)
 
     def tell(self, kind: Kind) -> None:
         if self.kind is None:
@@ -195,6 +196,7 @@ class _Run:
         self.guard_from_signal = False
         self.closer = SocketCloser(loop)
         self.producers = ProducerTasks()
+        self.closed = False  # its app's lifespan ended, or its loop did
 
     def note(self, kind: Kind) -> None:
         """Remember what the signals so far meant; a stop among them wins (a Ctrl+C)."""
@@ -315,7 +317,7 @@ class Lifecycle:
         return self._runs.get(loop) or (latest if latest is not None and latest.loop is loop else None)
 
     def _is_current(self, run: _Run) -> bool:
-        return self._runs.get(run.loop) is run
+        return not run.closed
 
     # -- wiring into an app ------------------------------------------------------------------
 
@@ -325,11 +327,11 @@ class Lifecycle:
 
     async def _lifespan(self, app: Any) -> AsyncIterator[None]:
         self.attach(app)
-        await self.start()
+        run = self._open_run()
         try:
             yield
         finally:
-            await self.close()
+            await self._close_run(run)
 
     def attach(self, app: Any) -> None:
         """Make plain ``EventStream`` responses of ``app`` use this lifecycle."""
@@ -355,7 +357,20 @@ class Lifecycle:
 
     async def start(self) -> None:
         """Start on the running loop: chain signal handlers, watch the server, run producers."""
-        self.ensure_started()
+        self._open_run()
+
+    def _open_run(self) -> _Run:
+        """An app starts on this loop: its run, a new one if the loop's last server is stopping.
+
+        A notebook's ``JupyUviAsync`` stopped then started runs both servers on the kernel's loop
+        for a moment: the old one's streams are told now, not at its watch's next look, and are
+        drained in its run while the new server gets a run of its own.
+        """
+        run = self._here()
+        if run is not None and run.server is not None and servers.is_stopping(run.server):
+            self._on_server_exit(run)
+            del self._runs[run.loop]
+        return self.ensure_started()
 
     def ensure_started(self) -> _Run:
         """Bind to the running loop (once per loop) and start; safe to call on every stream."""
@@ -385,13 +400,16 @@ class Lifecycle:
         for loop, run in list(self._runs.items()):
             if loop.is_closed() or not loop.is_running():
                 self._stop_watching(run)
+                run.closed = True
                 del self._runs[loop]
 
     async def close(self) -> None:
         """The app is done (lifespan shutdown): stop producers, watches and the exit guard."""
         run = self._here()
-        if run is None:
-            return
+        if run is not None:
+            await self._close_run(run)
+
+    async def _close_run(self, run: _Run) -> None:
         cancelled = run.producers.cancel()
         if cancelled:
             logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
@@ -404,7 +422,9 @@ class Lifecycle:
             run.guard.disarm()
         # The run ends with the app: a server started again on this loop (a notebook's
         # JupyUviAsync) gets a fresh one.
-        del self._runs[run.loop]
+        run.closed = True
+        if self._runs.get(run.loop) is run:
+            del self._runs[run.loop]
 
     def watch(self, server: Any) -> None:
         """Begin the drain when ``server.should_exit`` becomes true (an embedded uvicorn server).
@@ -462,11 +482,12 @@ class Lifecycle:
             handle.kind = run.kind
             run.late += 1
         run.streams.add(handle)
+        handle._run = run
         return handle
 
     def close_stream(self, handle: StreamHandle, outcome: Outcome) -> None:
         """A stream ended; ``outcome`` says whether it took its farewell."""
-        run = self._here()
+        run = handle._run
         if run is None or handle not in run.streams:
             return
         run.streams.discard(handle)
@@ -485,9 +506,9 @@ class Lifecycle:
         run = self._here()
         return run is not None and run.closer.close(scope)
 
-    def flush_timeout(self) -> float:
-        """How long a told stream may take to write its farewell."""
-        run = self._here()
+    def flush_timeout(self, handle: StreamHandle | None = None) -> float:
+        """How long a told stream (``handle``, else any on this loop) may take for its farewell."""
+        run = handle._run if handle is not None else self._here()
         if run is None or not run.draining:
             return self.drain_timeout
         return max(run.deadline - time.monotonic(), MIN_FLUSH)

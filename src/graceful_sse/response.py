@@ -306,7 +306,7 @@ class _Stream(StreamHandle):
         self._task = asyncio.current_task()
         try:
             if self.late:  # the drain may be over: this stream keeps its own bound
-                async with asyncio.timeout(self.lifecycle.flush_timeout()):
+                async with asyncio.timeout(self.lifecycle.flush_timeout(self)):
                     took = await self._write(data, more=False)
             else:
                 took = await self._write(data, more=False)

@@ -49,7 +49,8 @@ def find_uvicorn_server() -> ExitFlag | None:
     Found through the task running its ``serve()`` (any thread: ``uvicorn.run``, gunicorn's
     worker, a notebook's ``JupyUvi``), else through the signal handler it installed.
     """
-    serving = {id(s): s for s in _uvicorn_servers_serving()}
+    # A server that is stopping does not count: a notebook's next one may be starting beside it.
+    serving = {id(s): s for s in _uvicorn_servers_serving() if not is_stopping(s)}
     if len(serving) == 1:
         return next(iter(serving.values()))
     return None if serving else _uvicorn_server_by_signal()
@@ -89,6 +90,11 @@ def _is_uvicorn_server(obj: object) -> TypeGuard[ExitFlag]:
     return type(obj).__module__.startswith("uvicorn") and hasattr(obj, "should_exit")
 
 
+def is_stopping(server: ExitFlag) -> bool:
+    """It was asked to exit, or stopped listening with no flag (a recycled worker)."""
+    return server.should_exit or _stopped_listening(server)
+
+
 def _stopped_listening(server: ExitFlag) -> bool:
     return server.started and not any(listener.is_serving() for listener in server.servers)
 
@@ -104,7 +110,7 @@ def watch_should_exit(server: ExitFlag, on_shutdown: Callable[[], None]) -> Serv
 
     def check() -> None:
         nonlocal handle
-        if server.should_exit or _stopped_listening(server):
+        if is_stopping(server):
             handle = None
             on_shutdown()
         else:
