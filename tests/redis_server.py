@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -52,8 +53,18 @@ class RedisServer:
         except OSError:
             return False
 
+    def pause(self) -> None:
+        """``kill -STOP``: connections stay open and every command hangs (a Redis that hangs)."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         if self.proc is not None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused one too
             self.proc.kill()
             self.proc.wait(5)
             self.proc = None

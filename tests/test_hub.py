@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from graceful_sse import Event, Hub, Subscription, TopicPolicy
 from graceful_sse.history import EventId
+from graceful_sse.logs import Summary
 
 from asgi import lifecycle
 from sse_parser import parse
@@ -244,6 +245,38 @@ def test_an_id_the_history_cannot_serve_gets_a_reset_then_live_events(last_id: s
         ]
 
     asyncio.run(main())
+
+
+def test_clients_cannot_make_the_log_grow_with_unusable_ids(caplog: pytest.LogCaptureFixture) -> None:
+    """2,000 clients back with ids the hub cannot place: each gets its reset, the log one line."""
+
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        for i in range(2000):
+            back = aiter(hub.subscribe("t").resume(f"made-up-{i}" if i % 2 else "1-1"))
+            assert [t for t, _ in _events(await _drain(back))] == ["reset"]
+
+    with caplog.at_level("INFO", logger="graceful_sse"):
+        asyncio.run(main())
+    lines = [r.getMessage() for r in caplog.records if "Last-Event-ID" in r.getMessage()]
+    assert len(lines) == 1, lines[:3]
+
+
+def test_a_summary_counts_what_it_held_back_by_kind(caplog: pytest.LogCaptureFixture) -> None:
+    async def main() -> None:
+        summary = Summary("unusable ids", interval=0.2)
+        for i in range(30):
+            summary.log("not-ours" if i % 3 else "unknown", "graceful-sse: bad id %d", i)
+        await asyncio.sleep(0.3)  # the interval ends: one line with the count
+        summary.log("unknown", "graceful-sse: bad id %d", 99)
+
+    with caplog.at_level("INFO", logger="graceful_sse"):
+        asyncio.run(main())
+    assert [r.getMessage() for r in caplog.records] == [
+        "graceful-sse: bad id 0",
+        "graceful-sse: 29 more unusable ids in 0.2 s (not-ours: 20, unknown: 9)",
+        "graceful-sse: bad id 99",
+    ]
 
 
 def test_history_is_trimmed_by_age() -> None:

@@ -265,3 +265,85 @@ def test_the_backend_is_chosen_by_url_and_redis_is_imported_only_when_used(
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(ImportError, match=r"pip install 'graceful-sse\[redis\]'"):
         open_backend("redis://localhost", history=1, history_age=None)
+
+
+@pytest.mark.parametrize("outage", ["stopped", "killed"])
+def test_a_client_resuming_during_an_outage_gets_a_reset_then_live_events(
+    tmp_path: Path, outage: str
+) -> None:
+    """Never silence: the replay cannot be fetched, so ``reset`` (unavailable), then live events
+    once Redis is back. A stopped Redis (``kill -STOP``) hangs every call until its timeout."""
+
+    async def main() -> None:
+        server = RedisServer(tmp_path)
+        try:
+            async with worker(server.url) as hub:
+                first = aiter(hub.subscribe("t"))
+                await hub.publish("t", "seen")
+                last = (await take(first, 1))[-1].last_event_id
+                await first.aclose()
+                if outage == "stopped":
+                    server.pause()
+                else:
+                    server.kill()
+                back = aiter(hub.subscribe("t").resume(last))
+                events = await take(back, 1, within=10)
+                assert events[0].type == "reset" and '"unavailable"' in events[0].data, events
+                if outage == "stopped":
+                    server.resume()
+                else:
+                    server.start()
+                await _publish_when_back(hub, "t", "after the outage")
+                assert [e.data for e in await take(back, 1, within=15)] == ["after the outage"]
+        finally:
+            server.kill()
+
+    asyncio.run(main())
+
+
+async def _publish_when_back(hub: Hub, topic: str, data: str, within: float = 15.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            try:
+                await hub.publish(topic, data)
+                return
+            except BackendUnavailable:
+                await asyncio.sleep(0.1)
+
+
+SECRET = "Pa55-w0rd!"
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [
+        f":{SECRET}@",
+        f"app-user:{SECRET}@",
+        f"?password={SECRET}",
+        f"?username=app-user&password={SECRET}&prefix=x",
+        f"?password={SECRET.replace('!', '%21')}",
+    ],
+    ids=["userinfo password", "userinfo user and password", "query password", "query both", "encoded"],
+)
+def test_credentials_in_the_url_never_reach_a_log_or_an_error(
+    credentials: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Redis down from the start: the start-up line, the outage warning and the publisher's
+    error all name the broker, with its user and password masked."""
+    dead = free_port()
+    if credentials.startswith("?"):
+        url = f"redis://127.0.0.1:{dead}/0{credentials}"
+    else:
+        url = f"redis://{credentials}127.0.0.1:{dead}/0"
+
+    async def main() -> str:
+        async with worker(url) as hub:
+            with pytest.raises(BackendUnavailable) as failed:
+                await hub.publish("t", "x")
+            return str(failed.value)
+
+    with caplog.at_level("INFO", logger="graceful_sse"):
+        error = asyncio.run(main())
+    said = caplog.text + error
+    assert f"127.0.0.1:{dead}" in said and "***" in said, said
+    assert SECRET not in said and "Pa55" not in said and "app-user" not in said, said

@@ -27,11 +27,11 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from .backends import Backend, Replay, open_backend
+from .backends import Backend, BackendUnavailable, Replay, open_backend
 from .history import EventId
 from .lifecycle import Lifecycle, Lifespan
 from .limits import Authorize, Limits
-from .logs import logger
+from .logs import Summary, logger
 from .metrics import HubMetrics
 from .producers import ProducerFn
 from .sources import Wakeup
@@ -334,6 +334,7 @@ class Hub:
         self._hook_tasks: set[asyncio.Future[Any]] = set()
         self._start: asyncio.Task[None] | None = None
         self._lifespans = 0  # apps whose lifespan is running with this hub
+        self._resets_log = Summary("unusable Last-Event-IDs")  # clients choose what they send
 
     # -- app wiring ----------------------------------------------------------------------------
 
@@ -435,7 +436,7 @@ class Hub:
         await self.start()
         try:
             event_id = await self.backend.publish(topic, body)
-        except ConnectionError:
+        except BackendUnavailable:
             self.counters.publish_failures += 1
             raise
         self.counters.events_published += 1
@@ -549,9 +550,15 @@ class Hub:
         task.add_done_callback(self._hook_tasks.discard)
 
     async def _fetch_replay(self, sub: Subscription, last: EventId) -> None:
+        # Whatever happens the stream is told: a replay that cannot be fetched is a reset, and
+        # the live events held meanwhile follow it.
+        replay: Replay
         try:
             replay = await self.backend.replay(sub.topics, last)
-        except ConnectionError:
+        except BackendUnavailable:
+            replay = "unavailable"
+        except Exception:
+            logger.exception("graceful-sse: the replay after %s failed; sending reset", last)
             replay = "unavailable"
         sub._replayed(replay)
 
@@ -591,7 +598,9 @@ class Hub:
     def _reset(self, last_event_id: str, reason: str) -> Encoded:
         self.counters.resets += 1
         shown = last_event_id if len(last_event_id) <= 40 else last_event_id[:40] + "…"
-        logger.info("graceful-sse: cannot replay after Last-Event-ID %r (%s); sending reset", shown, reason)
+        self._resets_log.log(
+            reason, "graceful-sse: cannot replay after Last-Event-ID %r (%s); sending reset", shown, reason
+        )
         return _reset_event(reason)
 
     def _slow_farewell(self) -> bytes:

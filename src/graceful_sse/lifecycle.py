@@ -35,7 +35,7 @@ from typing import Any, Literal, TypeVar, overload
 
 from . import servers
 from ._sockets import SocketCloser
-from .logs import logger, make_visible
+from .logs import Summary, logger, make_visible
 from .producers import Producer, ProducerFn, Producers, ProducerTasks
 from .signals import Disposition, SignalChain
 from .status import State, status_event
@@ -267,6 +267,8 @@ class Lifecycle:
         # while the next one starts on another.
         self._runs: dict[asyncio.AbstractEventLoop, _Run] = {}
         self._latest: _Run | None = None
+        # Clients that stop reading are theirs to multiply: one line a minute says how many.
+        self.cut_off_log = Summary("streams ended for taking no data", level=logging.WARNING)
 
     # -- state -------------------------------------------------------------------------------
 

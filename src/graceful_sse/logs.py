@@ -9,10 +9,14 @@ logging for us, we add one stderr handler in the servers' own style; configure t
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import sys
+import time
+from collections import Counter
 
-__all__ = ["logger", "make_visible"]
+__all__ = ["Summary", "logger", "make_visible"]
 
 logger = logging.getLogger("graceful_sse")
 
@@ -40,3 +44,48 @@ def make_visible() -> None:
     logger.addHandler(handler)
     if logger.level == logging.NOTSET:
         logger.setLevel(logging.INFO)
+
+
+class Summary:
+    """A condition clients can repeat at will, logged at most once per ``interval`` seconds.
+
+    The first occurrence in an interval is logged as it comes; the ones after it are counted by
+    kind, and one line at the end of the interval says how many there were. Clients decide how
+    often such a thing happens (an unusable ``Last-Event-ID``, a client that stopped reading);
+    they must not decide how long the log grows.
+    """
+
+    def __init__(self, what: str, *, level: int = logging.INFO, interval: float = 60.0) -> None:
+        self.what = what  # "unusable Last-Event-IDs", for the summary line
+        self.level = level
+        self.interval = interval
+        self._until = 0.0
+        self._counts: Counter[str] = Counter()
+        self._flush: asyncio.TimerHandle | None = None
+
+    def log(self, kind: str, message: str, *args: object) -> None:
+        """Log ``message`` now, or count it under ``kind`` if a line was written this interval."""
+        now = time.monotonic()
+        if now >= self._until:
+            self.flush()
+            self._until = now + self.interval
+            logger.log(self.level, message, *args)
+            return
+        self._counts[kind] += 1
+        if self._flush is None:
+            with contextlib.suppress(RuntimeError):  # no loop: the next line carries the count
+                loop = asyncio.get_running_loop()
+                self._flush = loop.call_later(self._until - now, self.flush)
+
+    def flush(self) -> None:
+        """Write the count of what was held back, if anything was."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        if self._counts:
+            kinds = ", ".join(f"{kind}: {n}" for kind, n in self._counts.most_common())
+            total = sum(self._counts.values())
+            logger.log(
+                self.level, "graceful-sse: %d more %s in %g s (%s)", total, self.what, self.interval, kinds
+            )
+            self._counts.clear()

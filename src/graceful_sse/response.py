@@ -24,7 +24,6 @@ from starlette.types import Receive, Scope, Send
 
 from .lifecycle import Lifecycle, Outcome, StreamHandle
 from .limits import FORBIDDEN, Authorize, Limits, Refusal, Ticket, authorized
-from .logs import logger
 from .sources import Pump, Source
 from .status import DEFAULT_STATUS_ID, status_event
 from .wire import Event, comment, encode
@@ -328,7 +327,8 @@ class _Stream(StreamHandle):
         closed under the server (see ``_drop``).
         """
         client = scope.get("client") or ("?", 0)
-        logger.warning(
+        self.lifecycle.cut_off_log.log(
+            "send_timeout",
             "graceful-sse: %s %s from %s took no data for %.1f s; ending its stream",
             scope.get("method", "GET"),
             scope.get("path", ""),

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from ..history import EventId
 from ..wire import Encoded
@@ -65,10 +65,18 @@ def open_backend(url: str | None, *, history: int, history_age: float | None) ->
     raise ValueError(f"unknown broker URL {_shown(url)}: use memory://, redis://, rediss:// or unix://")
 
 
+SECRET_PARAMETERS = frozenset({"password", "username"})  # what redis-py also reads from the query
+
+
 def _shown(url: str) -> str:
-    """The URL without its password, for messages."""
+    """The URL for logs and messages: its user and password masked, in the userinfo or the query."""
     parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    query = [
+        (name, "***" if name.lower() in SECRET_PARAMETERS else value)
+        for name, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    shown = f"{parts.scheme}://{netloc}{parts.path}"
+    return shown + (f"?{urlencode(query, safe='*:/')}" if query else "")

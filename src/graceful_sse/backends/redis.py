@@ -214,6 +214,9 @@ class RedisBackend:
                         await self._on_message(message["data"])
             except (RedisError, OSError) as exc:
                 self._went_down(exc)
+            except Exception:
+                # A message or reply this code did not expect: say so, and listen again.
+                logger.exception("graceful-sse: the Redis reader failed; starting it again")
             finally:
                 with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -277,12 +280,16 @@ class RedisBackend:
         return None  # read from Redis
 
     async def replay(self, topics: tuple[str, ...], last: EventId) -> Replay:
-        epoch, seq = await self._position()
-        if last.epoch != epoch or last.seq > seq:
-            return "unknown"
-        if not self.history and last.seq < seq:
-            return "no-history"
-        entries, lost = await self._read_streams(topics, last, None)
+        try:
+            epoch, seq = await self._position()
+            if last.epoch != epoch or last.seq > seq:
+                return "unknown"
+            if not self.history and last.seq < seq:
+                return "no-history"
+            entries, lost = await self._read_streams(topics, last, None)
+        except (RedisError, OSError) as exc:
+            self._went_down(exc)
+            raise BackendUnavailable(f"Redis at {_shown(self.url)} is unavailable: {exc}") from exc
         if lost:
             return "too-old"
         return [(event_id, chunk) for _, event_id, chunk in entries]
