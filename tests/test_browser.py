@@ -65,6 +65,9 @@ def test_the_demo_streams_live_stats_and_messages_posted_from_another_page(
         b.page.click("button")
         a.page.locator("#messages li", has_text="Hello from B <b>not bold</b>").wait_for(timeout=5000)
         assert a.page.locator("#messages b").count() == 0, "user text is escaped"
+        b.page.fill("input[name=text]", "a second message")  # the form has a fresh key after a success
+        b.page.click("button")
+        a.page.locator("#messages li", has_text="a second message").wait_for(timeout=5000)
         a.page.screenshot(path=str(SCREENSHOTS / "demo.png"))
         assert a.problems == [] and b.problems == []
 

@@ -279,6 +279,24 @@ def test_a_summary_counts_what_it_held_back_by_kind(caplog: pytest.LogCaptureFix
     ]
 
 
+def test_a_key_publishes_at_most_once() -> None:
+    async def main() -> None:
+        hub = Hub(lifecycle=lifecycle())
+        sub = aiter(hub.subscribe("t"))
+        first = await hub.publish("t", "order #41", key="order-41")
+        assert await hub.publish("t", "order #41", key="order-41") == first  # a retry: the same id
+        assert hub.publish_nowait("t", "order #41", key="order-41") == first
+        await hub.publish("t", "order #43", key="order-43")
+        await hub.publish("t", "no key")
+        await hub.publish("t", "no key")
+        assert [d for _, d in _events(await _drain(sub))] == ["order #41", "order #43", "no key", "no key"]
+        for bad in ("", "k" * 201):
+            with pytest.raises(ValueError, match="publish key"):
+                await hub.publish("t", "x", key=bad)
+
+    asyncio.run(main())
+
+
 def test_history_is_trimmed_by_age() -> None:
     async def main() -> None:
         hub = Hub(lifecycle=lifecycle(), history_age=0.05)

@@ -74,16 +74,20 @@ def test_a_message_posted_to_one_worker_reaches_the_clients_of_both(
             raise AssertionError("10 times 16 streams all landed on one worker")
 
         async def post_and_check(streams: list[Stream]) -> None:
-            async with httpx.AsyncClient() as client:
-                posted = await client.post(server.url + "/messages", data={"text": "to every worker"})
-            assert posted.status_code == 204
+            # Sent three times with the form's key, as a user resubmits when no answer came;
+            # each on a connection of its own, so to either worker.
+            for _ in range(3):
+                async with httpx.AsyncClient() as client:
+                    form = {"text": "to every worker", "key": "form-key-1"}
+                    posted = await client.post(server.url + "/messages", data=form)
+                assert posted.status_code == 204
 
-            def everyone_has_it() -> bool:
-                return all(
-                    any(e.type == "chat" and "to every worker" in e.data for e in s.events) for s in streams
-                )
+            def copies(stream: Stream) -> int:
+                return sum(e.type == "chat" and "to every worker" in e.data for e in stream.events)
 
-            await _until(everyone_has_it)
+            await _until(lambda: all(copies(s) for s in streams))
+            await asyncio.sleep(0.5)
+            assert [copies(s) for s in streams] == [1] * len(streams), "once per key, on every worker"
 
         asyncio.run(scenario())
         log = server.log

@@ -8,7 +8,7 @@ def updates():
     return EventStream(hub.subscribe("updates"))
 """
 
-from .backends import BackendUnavailable
+from .backends import BackendUnavailable, NotPublished, OutcomeUnknown
 from .hub import Hub, Overflow, Subscription, TopicPolicy
 from .lifecycle import Kind, Lifecycle, ShutdownReport
 from .limits import Limits
@@ -24,6 +24,8 @@ __all__ = [
     "Kind",
     "Lifecycle",
     "Limits",
+    "NotPublished",
+    "OutcomeUnknown",
     "Overflow",
     "ShutdownReport",
     "Subscription",

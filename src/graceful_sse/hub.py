@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from .backends import Backend, BackendUnavailable, Replay, open_backend
+from .backends import MAX_KEY, Backend, BackendUnavailable, Replay, open_backend
 from .history import EventId
 from .lifecycle import Lifecycle, Lifespan
 from .limits import Authorize, Limits
@@ -426,32 +426,44 @@ class Hub:
             overflow or policy.overflow or self.overflow,
         )
 
-    async def publish(self, topic: str, data: Any = None, *, event: str | None = None) -> str:
+    async def publish(
+        self, topic: str, data: Any = None, *, event: str | None = None, key: str | None = None
+    ) -> str:
         """Send one event to every subscriber of ``topic``; returns the id it was given.
 
         ``data`` may also be an ``Event`` (for its name, retry or comment); the hub gives every
-        event its id. With Redis, raises ``BackendUnavailable`` when Redis cannot be reached.
+        event its id. With a ``key`` (a form's token, an order number) the event is published at
+        most once per key within ten minutes, on every worker: publishing it again returns the
+        first one's id and delivers nothing, so a retry is always safe.
+
+        With Redis, raises ``NotPublished`` when Redis could not be reached (publish again) or
+        ``OutcomeUnknown`` when it did not answer in time (it may still publish the event:
+        publish again with the same key); both are ``BackendUnavailable``.
         """
         body = self._body(topic, data, event)
+        _check_key(key)
         await self.start()
         try:
-            event_id = await self.backend.publish(topic, body)
+            event_id = await self.backend.publish(topic, body, key)
         except BackendUnavailable:
             self.counters.publish_failures += 1
             raise
         self.counters.events_published += 1
         return str(event_id)
 
-    def publish_nowait(self, topic: str, data: Any = None, *, event: str | None = None) -> str | None:
+    def publish_nowait(
+        self, topic: str, data: Any = None, *, event: str | None = None, key: str | None = None
+    ) -> str | None:
         """``publish`` for synchronous code on the event loop's thread.
 
         In memory it is delivered before this returns (the id is returned); with Redis it is
-        queued in order behind earlier ones (``None``) and raises ``BackendUnavailable`` when
-        that queue is full.
+        queued in order behind earlier ones (``None``), sent again until Redis takes it (at most
+        once), and raises ``NotPublished`` when that queue is full.
         """
         body = self._body(topic, data, event)
+        _check_key(key)
         self._ensure_started()
-        event_id = self.backend.publish_nowait(topic, body)
+        event_id = self.backend.publish_nowait(topic, body, key)
         self.counters.events_published += 1
         return None if event_id is None else str(event_id)
 
@@ -607,6 +619,11 @@ class Hub:
         return self.lifecycle.restart_event(
             {"reason": "slow", "message": "You fell behind; reconnecting to catch up."}
         )
+
+
+def _check_key(key: str | None) -> None:
+    if key is not None and not (isinstance(key, str) and 0 < len(key) <= MAX_KEY):
+        raise ValueError(f"a publish key is a string of 1 to {MAX_KEY} characters, not {key!r:.60}")
 
 
 def _reset_event(reason: str) -> Encoded:

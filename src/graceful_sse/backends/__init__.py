@@ -17,7 +17,19 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from ..history import EventId
 from ..wire import Encoded
 
-__all__ = ["ENV_URL", "Backend", "BackendUnavailable", "Deliver", "Replay", "Reset", "open_backend"]
+__all__ = [
+    "ENV_URL",
+    "KEY_WINDOW",
+    "MAX_KEY",
+    "Backend",
+    "BackendUnavailable",
+    "Deliver",
+    "NotPublished",
+    "OutcomeUnknown",
+    "Replay",
+    "Reset",
+    "open_backend",
+]
 
 ENV_URL = "SSE_BROKER_URL"
 
@@ -27,8 +39,23 @@ Reset = Callable[[Iterable[str], str], None]
 Replay = list[tuple[EventId, Encoded]] | str
 
 
+KEY_WINDOW = 600.0  # seconds a publish key is remembered: a retry within them is not delivered again
+MAX_KEY = 200  # characters
+
+
 class BackendUnavailable(ConnectionError):
-    """The backend (Redis) cannot be reached: the event was not published."""
+    """The backend (Redis) could not take the event; the subclass says what became of it."""
+
+
+class NotPublished(BackendUnavailable):
+    """The event was surely not published (Redis was not reached): publishing again is safe."""
+
+
+class OutcomeUnknown(BackendUnavailable):
+    """Redis was reached but did not answer in time: the event may be published, even later.
+
+    Publish again with the same ``key``: it is delivered at most once.
+    """
 
 
 class Backend(Protocol):
@@ -38,8 +65,10 @@ class Backend(Protocol):
     async def stop(self) -> None: ...
     def last_id(self) -> EventId: ...
     # ``body`` is one encoded event without its id: the backend gives the id and prepends it.
-    async def publish(self, topic: str, body: bytes) -> EventId: ...
-    def publish_nowait(self, topic: str, body: bytes) -> EventId | None: ...
+    # With a ``key``, an event is published once per key within ``KEY_WINDOW``: a second publish
+    # returns the first one's id and delivers nothing.
+    async def publish(self, topic: str, body: bytes, key: str | None = None) -> EventId: ...
+    def publish_nowait(self, topic: str, body: bytes, key: str | None = None) -> EventId | None: ...
     def replay_now(self, topics: tuple[str, ...], last: EventId) -> Replay | None: ...
     async def replay(self, topics: tuple[str, ...], last: EventId) -> Replay: ...
     async def presence(self, local: dict[str, int]) -> dict[str, int]: ...

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+from collections import OrderedDict
+
 from ..history import EventId, History, new_epoch
 from ..wire import Encoded
-from . import Deliver, Replay, Reset
+from . import KEY_WINDOW, Deliver, Replay, Reset
+
+MAX_KEYS = 100_000  # publish keys remembered at once; the oldest go first
 
 __all__ = ["MemoryBackend"]
 
@@ -20,6 +25,7 @@ class MemoryBackend:
         self._seq = 0
         self._histories: dict[str, History] = {}
         self._deliver: Deliver | None = None
+        self._keys: OrderedDict[str, tuple[EventId, float]] = OrderedDict()  # key: (id, expiry)
 
     async def start(self, deliver: Deliver, reset: Reset) -> None:
         self._deliver = deliver
@@ -34,10 +40,14 @@ class MemoryBackend:
     def last_id(self) -> EventId:
         return EventId(self._epoch, self._seq)
 
-    async def publish(self, topic: str, body: bytes) -> EventId:
-        return self.publish_nowait(topic, body)
+    async def publish(self, topic: str, body: bytes, key: str | None = None) -> EventId:
+        return self.publish_nowait(topic, body, key)
 
-    def publish_nowait(self, topic: str, body: bytes) -> EventId:
+    def publish_nowait(self, topic: str, body: bytes, key: str | None = None) -> EventId:
+        if key is not None:
+            seen = self._seen(key)
+            if seen is not None:
+                return seen
         event_id = EventId(self._epoch, self._seq + 1)
         chunk = Encoded(b"id: %b\n%b" % (str(event_id).encode(), body))
         self._seq += 1
@@ -48,7 +58,22 @@ class MemoryBackend:
             history.append(event_id, chunk)
         if self._deliver is not None:
             self._deliver(topic, event_id, chunk)
+        if key is not None:
+            self._keys[key] = (event_id, time.monotonic() + KEY_WINDOW)
+            if len(self._keys) > MAX_KEYS:
+                self._keys.popitem(last=False)
         return event_id
+
+    def _seen(self, key: str) -> EventId | None:
+        """The id published with ``key`` within the window, if any (forgetting expired keys)."""
+        now = time.monotonic()
+        while self._keys:
+            oldest, (_, expiry) = next(iter(self._keys.items()))
+            if expiry > now:
+                break
+            del self._keys[oldest]
+        found = self._keys.get(key)
+        return found[0] if found is not None else None
 
     def replay_now(self, topics: tuple[str, ...], last: EventId) -> Replay:
         if last.epoch != self._epoch or last.seq > self._seq:

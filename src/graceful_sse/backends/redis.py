@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import socket
 import time
@@ -30,7 +31,7 @@ from redis.exceptions import RedisError
 from ..history import EventId
 from ..logs import logger
 from ..wire import Encoded
-from . import BackendUnavailable, Deliver, Replay, Reset, _shown
+from . import KEY_WINDOW, BackendUnavailable, Deliver, NotPublished, OutcomeUnknown, Replay, Reset, _shown
 
 __all__ = ["RedisBackend"]
 
@@ -41,6 +42,11 @@ RETRY_CAP = 5.0
 STOP_TIMEOUT = 2.0
 
 _PUBLISH = """
+if ARGV[6] ~= '' then
+  -- published with this key within the window: its id, and nothing delivered again
+  local seen = redis.call('GET', KEYS[7])
+  if seen then return seen end
+end
 local epoch = redis.call('GET', KEYS[1])
 if not epoch then
   epoch = ARGV[5]
@@ -62,6 +68,7 @@ if ARGV[2] ~= '0' then
 end
 redis.call('HSET', KEYS[4], ARGV[4], id)
 redis.call('PUBLISH', KEYS[5], ARGV[4] .. '\\n' .. id .. '\\n' .. chunk)
+if ARGV[6] ~= '' then redis.call('SET', KEYS[7], id, 'PX', ARGV[6]) end
 return id
 """
 
@@ -92,7 +99,7 @@ class RedisBackend:
         self._topics: Callable[[], Iterable[str]] = tuple
         self._client: aioredis.Redis | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._outbox: deque[tuple[str, bytes, str]] = deque()  # topic, body, key
         self._outbox_ready: asyncio.Event | None = None
         self._up = True  # for logging each transition once
 
@@ -141,7 +148,7 @@ class RedisBackend:
     def last_id(self) -> EventId:
         return self._last
 
-    async def publish(self, topic: str, body: bytes) -> EventId:
+    async def publish(self, topic: str, body: bytes, key: str | None = None) -> EventId:
         try:
             raw = await self._script(
                 keys=[
@@ -151,6 +158,7 @@ class RedisBackend:
                     self._keys["last"],
                     self._keys["live"],
                     self._keys["trimmed"],
+                    self._key_key(key),
                 ],
                 args=[
                     body,
@@ -158,19 +166,22 @@ class RedisBackend:
                     0 if self.history_age is None else max(int(self.history_age * 1000), 1),
                     topic,
                     time.time_ns() // 1_000_000,
+                    "" if key is None else int(KEY_WINDOW * 1000),
                 ],
             )
         except (RedisError, OSError) as exc:
             self._went_down(exc)
-            raise BackendUnavailable(f"Redis at {_shown(self.url)} is unavailable: {exc}") from exc
+            raise _publish_failed(exc, self.url) from exc
         event_id = EventId.parse(raw.decode() if isinstance(raw, bytes) else str(raw))
         assert event_id is not None
         return event_id
 
-    def publish_nowait(self, topic: str, body: bytes) -> EventId | None:
+    def publish_nowait(self, topic: str, body: bytes, key: str | None = None) -> EventId | None:
         if len(self._outbox) >= OUTBOX_LIMIT:
-            raise BackendUnavailable(f"{OUTBOX_LIMIT} events already wait for Redis at {_shown(self.url)}")
-        self._outbox.append((topic, body))
+            raise NotPublished(f"{OUTBOX_LIMIT} events already wait for Redis at {_shown(self.url)}")
+        # Every queued event has a key: the outbox sends it again after a timeout, and Redis may
+        # have run the first attempt after all.
+        self._outbox.append((topic, body, key or f"outbox:{self._me}:{uuid.uuid4().hex}"))
         if self._outbox_ready is not None:
             self._outbox_ready.set()
         return None
@@ -185,9 +196,9 @@ class RedisBackend:
     async def _drain_outbox(self, *, retry: bool = False) -> None:
         delay = 0.5
         while self._outbox:
-            topic, body = self._outbox[0]
+            topic, body, key = self._outbox[0]
             try:
-                await self.publish(topic, body)
+                await self.publish(topic, body, key)
             except BackendUnavailable:
                 if not retry:
                     return
@@ -378,6 +389,11 @@ class RedisBackend:
     def _stream(self, topic: str) -> str:
         return f"{self.prefix}:t:{topic}"
 
+    def _key_key(self, key: str | None) -> str:
+        # Hashed: the key is the publisher's text, of any length and alphabet.
+        digest = hashlib.sha256((key or "").encode()).hexdigest()[:32]
+        return f"{self.prefix}:key:{digest}"
+
     def _presence_key(self, who: str) -> str:
         return f"{self.prefix}:presence:{who}"
 
@@ -395,6 +411,22 @@ class RedisBackend:
         if not self._up:
             self._up = True
             logger.info("graceful-sse: Redis at %s is back; resumed after %s", _shown(self.url), self._last)
+
+
+def _publish_failed(exc: BaseException, url: str) -> BackendUnavailable:
+    """What the publisher is told: surely not published, or it may have been.
+
+    redis-py says "connecting to" when it could not open the connection, so the command was
+    never sent; any other failure (a timeout waiting for the answer, a connection lost after
+    sending) leaves the outcome unknown: Redis may still run the script when it answers again.
+    """
+    reason = str(exc).rstrip(".")
+    if "connecting to" in reason:
+        return NotPublished(f"Redis at {_shown(url)} is unavailable; the event was not published: {reason}")
+    return OutcomeUnknown(
+        f"Redis at {_shown(url)} did not answer; the event may have been published ({reason}). "
+        "Publish it again with the same key to have it at most once."
+    )
 
 
 def _text(value: bytes | str) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 from collections import deque
 from datetime import datetime
 from pathlib import Path
@@ -42,13 +43,19 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("the demo needs its extra: pip install 'graceful-sse[demo]'") from exc
 from starlette.responses import Response
 
-from graceful_sse import BackendUnavailable, EventStream, Hub
+from graceful_sse import BackendUnavailable, EventStream, Hub, NotPublished, OutcomeUnknown
+from graceful_sse.backends import MAX_KEY
 from graceful_sse.components import SSEScripts, SSEStatus, SSEStream, sse_assets
 
 CSS = (Path(__file__).parent / "style.css").read_text()
 FAVICON = (
     "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
     "<circle cx='8' cy='8' r='6' fill='%2316a34a'/></svg>"
+)
+# After a message is sent, the form gets a fresh key (crypto.randomUUID needs a secure context).
+NEXT_KEY = (
+    "if (event.detail.successful) { this.reset(); this.key.value = crypto.randomUUID"
+    " ? crypto.randomUUID() : Date.now() + '-' + Math.random().toString(36).slice(2) }"
 )
 TOPIC = "demo"  # messages: every worker's clients get them (through Redis when it is used)
 STATS = f"stats-{os.getpid()}"  # each worker's own figures, for the clients connected to it
@@ -128,10 +135,13 @@ def index():
                             autocomplete="off",
                             aria_label="Message",
                         ),
+                        # One key per message: a resubmission after a failure or a lost answer
+                        # carries the same key, and the hub delivers it at most once.
+                        Input(type="hidden", name="key", value=uuid.uuid4().hex),
                         Button("Send"),
                         hx_post="/messages",
                         hx_swap="none",
-                        hx_on__after_request="if (event.detail.successful) this.reset()",
+                        hx_on__after_request=NEXT_KEY,
                     ),
                     Ul(
                         *(NotStr(item) for item in reversed(recent)),
@@ -175,15 +185,21 @@ def stream():
 
 
 @rt("/messages", methods=["post"])
-async def post_message(text: str = ""):
+async def post_message(text: str = "", key: str = ""):
     text = text.strip()
     if not text:
         return Response("A message needs some text.", status_code=400)
     if len(text) > MAX_MESSAGE:
         return Response(f"A message holds at most {MAX_MESSAGE} characters.", status_code=413)
+    if len(key) > MAX_KEY:
+        return Response(f"A message key holds at most {MAX_KEY} characters.", status_code=400)
     at = datetime.now().strftime("%H:%M:%S")
     try:
-        await hub.publish(TOPIC, message_item(text, at), event="chat")
-    except BackendUnavailable:
+        await hub.publish(TOPIC, message_item(text, at), event="chat", key=key or None)
+    except NotPublished:
         return Response("Messages are unavailable for a moment; try again.", status_code=503)
+    except OutcomeUnknown:
+        return Response(
+            "The message may have been sent; sending it again will not repeat it.", status_code=503
+        )
     return Response(status_code=204)
