@@ -17,13 +17,14 @@ DISKLESS = ("--save", "", "--appendonly", "no")
 class RedisServer:
     """``redis-server`` keeping nothing on disk (like the machine's own); ``url`` for the hub."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, args: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: ./scripts/test installs it")
         self.binary = binary
         self.port = port or free_port()
         self.workdir = workdir
+        self.args = args  # more of redis-server's options ("--replicaof", host, port)
         self.proc: subprocess.Popen[bytes] | None = None
         self.start()
 
@@ -33,7 +34,7 @@ class RedisServer:
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [self.binary, *("--port", str(self.port), "--bind", "127.0.0.1"), *DISKLESS],
+            [self.binary, *("--port", str(self.port), "--bind", "127.0.0.1"), *DISKLESS, *self.args],
             cwd=self.workdir,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -72,3 +73,41 @@ class RedisServer:
     def restart(self) -> None:
         self.kill()
         self.start()
+
+
+class SentinelServer(RedisServer):
+    """A Redis Sentinel watching ``primary`` as service ``mymaster``, quick to fail over."""
+
+    SERVICE = "mymaster"
+
+    def __init__(self, workdir: Path, primary_port: int) -> None:
+        self.primary_port = primary_port
+        super().__init__(workdir)
+
+    def start(self) -> None:
+        config = self.workdir / f"sentinel-{self.port}.conf"
+        config.write_text(
+            f"port {self.port}\nbind 127.0.0.1\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary_port} 1\n"
+            f"sentinel down-after-milliseconds {self.SERVICE} 500\n"
+            f"sentinel failover-timeout {self.SERVICE} 3000\n"
+        )
+        self.proc = subprocess.Popen(
+            [self.binary, str(config), "--sentinel"],
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.ping():
+                return
+            time.sleep(0.05)
+        raise RuntimeError(f"redis-sentinel did not answer on port {self.port}")
+
+    def primary(self) -> int:
+        """The port of the primary it names now."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+            sock.sendall(f"SENTINEL get-master-addr-by-name {self.SERVICE}\r\n".encode())
+            reply = sock.recv(256).decode()
+        return int(reply.split("\r\n")[-2])

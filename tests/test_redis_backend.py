@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -17,7 +18,7 @@ from graceful_sse.backends import BackendUnavailable, open_backend
 
 from asgi import lifecycle
 from harness import free_port
-from redis_server import RedisServer
+from redis_server import RedisServer, SentinelServer
 from sse_parser import ParsedEvent, parse
 from tcp_proxy import Proxy
 
@@ -318,26 +319,31 @@ SECRET = "Pa55-w0rd!"
 
 
 @pytest.mark.parametrize(
-    "credentials",
+    "template",
     [
-        f":{SECRET}@",
-        f"app-user:{SECRET}@",
-        f"?password={SECRET}",
-        f"?username=app-user&password={SECRET}&prefix=x",
-        f"?password={SECRET.replace('!', '%21')}",
+        f"redis://:{SECRET}@127.0.0.1:{{port}}/0",
+        f"redis://app-user:{SECRET}@127.0.0.1:{{port}}/0",
+        f"redis://127.0.0.1:{{port}}/0?password={SECRET}",
+        f"redis://127.0.0.1:{{port}}/0?username=app-user&password={SECRET}&prefix=x",
+        f"redis://127.0.0.1:{{port}}/0?password={SECRET.replace('!', '%21')}",
+        f"redis+sentinel://app-user:{SECRET}@127.0.0.1:{{port}}/mymaster/0?sentinel_password={SECRET}",
     ],
-    ids=["userinfo password", "userinfo user and password", "query password", "query both", "encoded"],
+    ids=[
+        "userinfo password",
+        "userinfo user and password",
+        "query password",
+        "query both",
+        "encoded",
+        "sentinel",
+    ],
 )
 def test_credentials_in_the_url_never_reach_a_log_or_an_error(
-    credentials: str, caplog: pytest.LogCaptureFixture
+    template: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis down from the start: the start-up line, the outage warning and the publisher's
     error all name the broker, with its user and password masked."""
     dead = free_port()
-    if credentials.startswith("?"):
-        url = f"redis://127.0.0.1:{dead}/0{credentials}"
-    else:
-        url = f"redis://{credentials}127.0.0.1:{dead}/0"
+    url = template.format(port=dead)
 
     async def main() -> str:
         async with worker(url) as hub:
@@ -398,3 +404,66 @@ def test_a_publish_that_timed_out_and_ran_later_is_not_repeated_by_its_retry(tmp
             server.kill()
 
     asyncio.run(main())
+
+
+# -- high availability: Redis Sentinel -------------------------------------------------------
+
+
+@pytest.fixture
+def sentinel_url(tmp_path: Path) -> Iterator[tuple[str, RedisServer, RedisServer, SentinelServer]]:
+    """A primary, its replica and a Sentinel watching them; the hub's URL names the Sentinel."""
+    primary = RedisServer(tmp_path)
+    replica = RedisServer(tmp_path, args=("--replicaof", "127.0.0.1", str(primary.port)))
+    sentinel = SentinelServer(tmp_path, primary.port)
+    url = f"redis+sentinel://127.0.0.1:{sentinel.port}/{sentinel.SERVICE}/0?prefix=ha"
+    try:
+        yield url, primary, replica, sentinel
+    finally:
+        for server in (sentinel, replica, primary):
+            server.kill()
+
+
+def test_a_failover_loses_nothing_replicated_repeats_nothing_and_streams_stay_open(
+    sentinel_url: tuple[str, RedisServer, RedisServer, SentinelServer],
+) -> None:
+    url, primary, replica, sentinel = sentinel_url
+
+    async def main() -> None:
+        async with worker(url) as a, worker(url) as b:
+            sub = aiter(b.subscribe("t"))
+            for i in range(5):
+                await a.publish("t", f"before {i}", key=f"before-{i}")
+            events = await take(sub, 5)
+            assert [e.data for e in events] == [f"before {i}" for i in range(5)]
+            resume_from = events[2].last_event_id
+            assert await asyncio.to_thread(_replicas_in_step, primary) == 1
+            primary.kill()
+            # Published through the failover, each retried with its key until the new primary
+            # takes it: delivered once each, in order, to the stream that stayed open.
+            for i in range(5):
+                await _publish_when_back(a, "t", f"during {i}", key=f"during-{i}", within=20)
+            events = await take(sub, 5, within=20)
+            assert [e.data for e in events] == [f"during {i}" for i in range(5)]
+            assert await quiet(sub) == []
+            assert sentinel.primary() == replica.port
+            # A client back with an id from before the failover gets exactly what it missed.
+            back = aiter(b.subscribe("t").resume(resume_from))
+            expected = ["before 3", "before 4", *(f"during {i}" for i in range(5))]
+            assert [e.data for e in await take(back, 7)] == expected
+            assert await quiet(back) == []
+
+    asyncio.run(main())
+
+
+def _replicas_in_step(primary: RedisServer, within: float = 10.0) -> int:
+    """``WAIT``: how many replicas have every write so far (the first sync takes a moment)."""
+    import redis as sync_redis
+
+    client = sync_redis.Redis(port=primary.port)
+    deadline = time.monotonic() + within
+    try:
+        while (in_step := int(client.execute_command("WAIT", 1, 500))) == 0 and time.monotonic() < deadline:
+            pass
+        return in_step
+    finally:
+        client.close()

@@ -82,7 +82,7 @@ def open_backend(url: str | None, *, history: int, history_age: float | None) ->
         from .memory import MemoryBackend
 
         return MemoryBackend(url, history=history, history_age=history_age)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in ("redis", "rediss", "unix", "redis+sentinel"):
         try:
             from .redis import RedisBackend
         except ImportError as exc:  # redis-py is the optional extra
@@ -91,10 +91,12 @@ def open_backend(url: str | None, *, history: int, history_age: float | None) ->
             ) from exc
         backend: Backend = RedisBackend(url, history=history, history_age=history_age)
         return backend
-    raise ValueError(f"unknown broker URL {_shown(url)}: use memory://, redis://, rediss:// or unix://")
+    raise ValueError(
+        f"unknown broker URL {_shown(url)}: use memory://, redis://, rediss://, unix:// or redis+sentinel://"
+    )
 
 
-SECRET_PARAMETERS = frozenset({"password", "username"})  # what redis-py also reads from the query
+SECRET_PARAMETERS = frozenset({"password", "username", "sentinel_password"})  # read from the query
 
 
 def _shown(url: str) -> str:

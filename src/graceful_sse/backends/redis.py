@@ -26,7 +26,8 @@ from collections.abc import Callable, Iterable
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
+from redis.exceptions import ReadOnlyError, RedisError
 
 from ..history import EventId
 from ..logs import logger
@@ -107,9 +108,7 @@ class RedisBackend:
 
     async def start(self, deliver: Deliver, reset: Reset) -> None:
         self._deliver, self._reset = deliver, reset
-        self._client = aioredis.from_url(
-            self._redis_url, socket_connect_timeout=2.0, socket_timeout=2.0, health_check_interval=10
-        )
+        self._client = _connect(self._redis_url)
         self._script = self._client.register_script(_PUBLISH)
         self._outbox_ready = asyncio.Event()
         try:
@@ -404,13 +403,53 @@ class RedisBackend:
                 "graceful-sse: Redis at %s is unavailable (%s): streams stay open, publishing fails "
                 "until it is back",
                 _shown(self.url),
-                exc,
+                _reason(exc),
             )
 
     def _came_back(self) -> None:
         if not self._up:
             self._up = True
             logger.info("graceful-sse: Redis at %s is back; resumed after %s", _shown(self.url), self._last)
+
+
+TIMEOUTS = {"socket_connect_timeout": 2.0, "socket_timeout": 2.0}
+SENTINEL_PORT = 26379
+
+
+def _connect(url: str) -> aioredis.Redis:
+    """A client for ``url``. ``redis+sentinel://h1:p1,h2:p2/service/db`` asks the Sentinels for
+    the service's primary on every new connection, so that a failover is followed."""
+    parts = urlsplit(url)
+    if parts.scheme != "redis+sentinel":
+        return aioredis.from_url(url, health_check_interval=10, **TIMEOUTS)
+    service, _, db = parts.path.strip("/").partition("/")
+    if not service:
+        raise ValueError(f"a Sentinel URL names the service after its hosts: {_shown(url)}")
+    hosts = [_host_and_port(host) for host in parts.netloc.rsplit("@", 1)[-1].split(",")]
+    query = dict(parse_qsl(parts.query))
+    sentinels = Sentinel(  # type: ignore[no-untyped-call]
+        hosts, sentinel_kwargs={"password": query.get("sentinel_password"), **TIMEOUTS}, **TIMEOUTS
+    )
+    client: aioredis.Redis = sentinels.master_for(
+        service,
+        db=int(db or 0),
+        username=parts.username or None,
+        password=parts.password or query.get("password"),
+        health_check_interval=10,
+    )
+    return client
+
+
+def _host_and_port(host: str) -> tuple[str, int]:
+    name, _, port = host.rpartition(":") if ":" in host else (host, "", "")
+    return name, int(port or SENTINEL_PORT)
+
+
+def _reason(exc: BaseException) -> str:
+    """redis-py's message, short: its no-primary error carries the whole client's repr."""
+    if isinstance(exc, MasterNotFoundError):
+        return "the Sentinels know no primary for the service"
+    return str(exc).rstrip(".")
 
 
 def _publish_failed(exc: BaseException, url: str) -> BackendUnavailable:
@@ -420,8 +459,9 @@ def _publish_failed(exc: BaseException, url: str) -> BackendUnavailable:
     never sent; any other failure (a timeout waiting for the answer, a connection lost after
     sending) leaves the outcome unknown: Redis may still run the script when it answers again.
     """
-    reason = str(exc).rstrip(".")
-    if "connecting to" in reason:
+    reason = _reason(exc)
+    # During a failover: no primary known yet, or a demoted one refusing the script.
+    if "connecting to" in reason or isinstance(exc, MasterNotFoundError | ReadOnlyError):
         return NotPublished(f"Redis at {_shown(url)} is unavailable; the event was not published: {reason}")
     return OutcomeUnknown(
         f"Redis at {_shown(url)} did not answer; the event may have been published ({reason}). "
