@@ -80,15 +80,16 @@ class SentinelServer(RedisServer):
 
     SERVICE = "mymaster"
 
-    def __init__(self, workdir: Path, primary_port: int) -> None:
+    def __init__(self, workdir: Path, primary_port: int, quorum: int = 1) -> None:
         self.primary_port = primary_port
+        self.quorum = quorum
         super().__init__(workdir)
 
     def start(self) -> None:
         config = self.workdir / f"sentinel-{self.port}.conf"
         config.write_text(
             f"port {self.port}\nbind 127.0.0.1\n"
-            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary_port} 1\n"
+            f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary_port} {self.quorum}\n"
             f"sentinel down-after-milliseconds {self.SERVICE} 500\n"
             f"sentinel failover-timeout {self.SERVICE} 3000\n"
         )

@@ -288,9 +288,11 @@ def test_a_client_resuming_during_an_outage_gets_a_reset_then_live_events(
                     server.pause()
                 else:
                     server.kill()
+                asked = time.monotonic()
                 back = aiter(hub.subscribe("t").resume(last))
                 events = await take(back, 1, within=10)
                 assert events[0].type == "reset" and '"unavailable"' in events[0].data, events
+                print(f"Redis {outage}: reset after {time.monotonic() - asked:.2f} s")
                 if outage == "stopped":
                     server.resume()
                 else:
@@ -410,46 +412,58 @@ def test_a_publish_that_timed_out_and_ran_later_is_not_repeated_by_its_retry(tmp
 
 
 @pytest.fixture
-def sentinel_url(tmp_path: Path) -> Iterator[tuple[str, RedisServer, RedisServer, SentinelServer]]:
-    """A primary, its replica and a Sentinel watching them; the hub's URL names the Sentinel."""
+def sentinels(tmp_path: Path) -> Iterator[tuple[str, RedisServer, RedisServer, SentinelServer]]:
+    """A primary, its replica and three Sentinels (a quorum of two); the URL names all three."""
     primary = RedisServer(tmp_path)
     replica = RedisServer(tmp_path, args=("--replicaof", "127.0.0.1", str(primary.port)))
-    sentinel = SentinelServer(tmp_path, primary.port)
-    url = f"redis+sentinel://127.0.0.1:{sentinel.port}/{sentinel.SERVICE}/0?prefix=ha"
+    watching = [SentinelServer(tmp_path, primary.port, quorum=2) for _ in range(3)]
+    hosts = ",".join(f"127.0.0.1:{s.port}" for s in watching)
     try:
-        yield url, primary, replica, sentinel
+        yield f"redis+sentinel://{hosts}/{SentinelServer.SERVICE}/0?prefix=ha", primary, replica, watching[0]
     finally:
-        for server in (sentinel, replica, primary):
+        for server in (*watching, replica, primary):
             server.kill()
 
 
-def test_a_failover_loses_nothing_replicated_repeats_nothing_and_streams_stay_open(
-    sentinel_url: tuple[str, RedisServer, RedisServer, SentinelServer],
+def test_a_failover_under_a_steady_publisher_gives_every_client_each_event_once_in_order(
+    sentinels: tuple[str, RedisServer, RedisServer, SentinelServer],
 ) -> None:
-    url, primary, replica, sentinel = sentinel_url
+    """The primary is killed while a publisher sends an event every 50 ms (each with its key,
+    sent again until the new primary takes it); a client on each of two workers gets all of
+    them, in order, once; then a client back with an id from before the failover gets the rest."""
+    url, primary, replica, sentinel = sentinels
+    count, kill_after = 40, 10
 
     async def main() -> None:
         async with worker(url) as a, worker(url) as b:
-            sub = aiter(b.subscribe("t"))
-            for i in range(5):
-                await a.publish("t", f"before {i}", key=f"before-{i}")
-            events = await take(sub, 5)
-            assert [e.data for e in events] == [f"before {i}" for i in range(5)]
-            resume_from = events[2].last_event_id
-            assert await asyncio.to_thread(_replicas_in_step, primary) == 1
-            primary.kill()
-            # Published through the failover, each retried with its key until the new primary
-            # takes it: delivered once each, in order, to the stream that stayed open.
-            for i in range(5):
-                await _publish_when_back(a, "t", f"during {i}", key=f"during-{i}", within=20)
-            events = await take(sub, 5, within=20)
-            assert [e.data for e in events] == [f"during {i}" for i in range(5)]
-            assert await quiet(sub) == []
+            clients = [aiter(a.subscribe("t")), aiter(b.subscribe("t"))]
+
+            async def publisher() -> float:
+                killed_at = 0.0
+                for i in range(count):
+                    if i == kill_after:
+                        assert await asyncio.to_thread(_replicas_in_step, primary) == 1
+                        primary.kill()
+                        killed_at = time.monotonic()
+                    await _publish_when_back(a, "t", f"e{i}", key=f"e{i}", within=30)
+                    if i == kill_after:
+                        took = time.monotonic() - killed_at
+                        print(f"failover: the new primary took a publish {took:.1f} s after the kill")
+                    await asyncio.sleep(0.05)
+                return killed_at
+
+            publishing = asyncio.create_task(publisher())
+            received = [await take(client, count, within=40) for client in clients]
+            await publishing
+            for events in received:
+                assert [e.data for e in events] == [f"e{i}" for i in range(count)]
+            for client in clients:
+                assert await quiet(client) == []
             assert sentinel.primary() == replica.port
-            # A client back with an id from before the failover gets exactly what it missed.
+            resume_from = received[1][kill_after - 3].last_event_id
             back = aiter(b.subscribe("t").resume(resume_from))
-            expected = ["before 3", "before 4", *(f"during {i}" for i in range(5))]
-            assert [e.data for e in await take(back, 7)] == expected
+            rest = [e.data for e in await take(back, count - kill_after + 2)]
+            assert rest == [f"e{i}" for i in range(kill_after - 2, count)]
             assert await quiet(back) == []
 
     asyncio.run(main())

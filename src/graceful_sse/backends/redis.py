@@ -190,7 +190,12 @@ class RedisBackend:
         while True:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
-            await self._drain_outbox(retry=True)
+            try:
+                await self._drain_outbox(retry=True)
+            except Exception:  # not Redis being away (that is retried): say so, and go on
+                logger.exception("graceful-sse: sending queued events to Redis failed; trying again")
+                await asyncio.sleep(RETRY_CAP)
+                self._outbox_ready.set()
 
     async def _drain_outbox(self, *, retry: bool = False) -> None:
         delay = 0.5
@@ -357,16 +362,23 @@ class RedisBackend:
     async def _write_presence(self) -> None:
         key = self._presence_key(self._me)
         while True:
-            counts = self._counts()
-            with contextlib.suppress(RedisError, OSError):
-                assert self._client is not None
-                async with self._client.pipeline(transaction=True) as pipe:
-                    pipe.delete(key)
-                    if counts:
-                        pipe.hset(key, mapping=counts)  # type: ignore[arg-type]
-                        pipe.pexpire(key, PRESENCE_TTL_MS)
-                    await pipe.execute()
+            try:
+                await self._send_presence(key)
+            except (RedisError, OSError):
+                pass  # Redis is away: said once by the reader; presence is refreshed when it is back
+            except Exception:
+                logger.exception("graceful-sse: writing this process's presence to Redis failed")
             await asyncio.sleep(PRESENCE_EVERY)
+
+    async def _send_presence(self, key: str) -> None:
+        counts = self._counts()
+        assert self._client is not None
+        async with self._client.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if counts:
+                pipe.hset(key, mapping=counts)  # type: ignore[arg-type]
+                pipe.pexpire(key, PRESENCE_TTL_MS)
+            await pipe.execute()
 
     # -- helpers -------------------------------------------------------------------------------
 
