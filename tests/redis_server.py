@@ -32,19 +32,20 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
+    def command(self) -> list[str]:
+        return [self.binary, *("--port", str(self.port), "--bind", "127.0.0.1"), *DISKLESS, *self.args]
+
     def start(self) -> None:
+        argv = self.command()
         self.proc = subprocess.Popen(
-            [self.binary, *("--port", str(self.port), "--bind", "127.0.0.1"), *DISKLESS, *self.args],
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.ping():
                 return
             time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not answer on port {self.port}")
+        raise RuntimeError(f"{' '.join(argv)} did not answer on port {self.port}")
 
     def ping(self) -> bool:
         try:
@@ -85,26 +86,15 @@ class SentinelServer(RedisServer):
         self.quorum = quorum
         super().__init__(workdir)
 
-    def start(self) -> None:
-        config = self.workdir / f"sentinel-{self.port}.conf"
+    def command(self) -> list[str]:
+        config = self.workdir / f"sentinel-{self.port}.conf"  # a Sentinel rewrites its own file
         config.write_text(
             f"port {self.port}\nbind 127.0.0.1\n"
             f"sentinel monitor {self.SERVICE} 127.0.0.1 {self.primary_port} {self.quorum}\n"
             f"sentinel down-after-milliseconds {self.SERVICE} 500\n"
             f"sentinel failover-timeout {self.SERVICE} 3000\n"
         )
-        self.proc = subprocess.Popen(
-            [self.binary, str(config), "--sentinel"],
-            cwd=self.workdir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.ping():
-                return
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-sentinel did not answer on port {self.port}")
+        return [self.binary, str(config), "--sentinel"]
 
     def primary(self) -> int:
         """The port of the primary it names now."""
