@@ -300,26 +300,18 @@ class Lifecycle:
 
     def _here(self) -> _Run | None:
         """The run on the running event loop, if any."""
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return None
-        return self._runs.get(loop)
+        loop = _running_loop()
+        return self._runs.get(loop) if loop is not None else None
 
     def _current(self) -> _Run | None:
         """The run of the calling thread's loop; off any loop, the most recently started one.
 
         A run ended with its app (``close``) stays readable on its loop until the next starts.
         """
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
-            return self._latest
-        latest = self._latest
+        loop, latest = _running_loop(), self._latest
+        if loop is None:
+            return latest
         return self._runs.get(loop) or (latest if latest is not None and latest.loop is loop else None)
-
-    def _is_current(self, run: _Run) -> bool:
-        return not run.closed
 
     # -- wiring into an app ------------------------------------------------------------------
 
@@ -508,9 +500,9 @@ class Lifecycle:
         run = self._here()
         return run is not None and run.closer.close(scope)
 
-    def flush_timeout(self, handle: StreamHandle | None = None) -> float:
-        """How long a told stream (``handle``, else any on this loop) may take for its farewell."""
-        run = handle._run if handle is not None else self._here()
+    def flush_timeout(self, handle: StreamHandle) -> float:
+        """How long a told stream may take to write its farewell."""
+        run = handle._run
         if run is None or not run.draining:
             return self.drain_timeout
         return max(run.deadline - time.monotonic(), MIN_FLUSH)
@@ -586,7 +578,7 @@ class Lifecycle:
         Returns True when the signal is kept, to be handed on to the server once the streams have
         written their farewells (``_hand_on``).
         """
-        if not self._is_current(run) or not run.loop.is_running():
+        if run.closed or not run.loop.is_running():
             return False
         kind = self.kinds[sig]
         # Noted before anything runs on the loop: under load a server watch can run first and
@@ -616,7 +608,7 @@ class Lifecycle:
 
     def _signalled(self, run: _Run, kind: Kind, sig: signal.Signals) -> None:
         """On the loop, soon after a signal: begin the drain, or wait a moment for a restart."""
-        if not self._is_current(run):
+        if run.closed:
             return
         if run.draining:
             self._again(run, sig)
@@ -627,7 +619,7 @@ class Lifecycle:
 
     def _on_server_exit(self, run: _Run) -> None:
         """A server watch saw the server stopping: a signal's meaning if one came, else ours."""
-        if not self._is_current(run) or run.draining:
+        if run.closed or run.draining:
             return
         self._arm_guard(run, "server", from_signal=False)
         kind = run.noted or self.on_server_exit
@@ -662,7 +654,7 @@ class Lifecycle:
 
     def _begin(self, run: _Run, kind: Kind, cause: str) -> None:
         """Tell every open stream, stop producers, and start the drain (once per shutdown)."""
-        if not self._is_current(run) or run.draining:
+        if run.closed or run.draining:
             return
         if run.settling is not None:
             run.settling.cancel()
@@ -862,6 +854,13 @@ def _arm_watchdog(seconds: float) -> bool:
     except (AttributeError, OSError, RuntimeError, ValueError):
         return False  # no real stderr to write to (an embedding host): the guard alone
     return True
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
 
 
 async def _wait(event: asyncio.Event, until: float) -> None:

@@ -90,6 +90,7 @@ class RedisBackend:
             "last": f"{p}:last",
             "live": f"{p}:live",
             "trimmed": f"{p}:trimmed",
+            "key": f"{p}:key",
         }
         self._me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._epoch = 0
@@ -304,7 +305,7 @@ class RedisBackend:
             entries, lost = await self._read_streams(topics, last, None)
         except (RedisError, OSError) as exc:
             self._went_down(exc)
-            raise BackendUnavailable(f"Redis at {_shown(self.url)} is unavailable: {exc}") from exc
+            raise BackendUnavailable(f"Redis at {_shown(self.url)} is unavailable: {_reason(exc)}") from exc
         if lost:
             return "too-old"
         return [(event_id, chunk) for _, event_id, chunk in entries]
@@ -356,7 +357,7 @@ class RedisBackend:
                     topic = _text(name)
                     totals[topic] = totals.get(topic, 0) + int(count)
         except (RedisError, OSError) as exc:
-            raise BackendUnavailable(f"Redis at {_shown(self.url)} is unavailable: {exc}") from exc
+            raise BackendUnavailable(f"Redis at {_shown(self.url)} is unavailable: {_reason(exc)}") from exc
         return totals
 
     async def _write_presence(self) -> None:
@@ -401,9 +402,10 @@ class RedisBackend:
         return f"{self.prefix}:t:{topic}"
 
     def _key_key(self, key: str | None) -> str:
+        if key is None:
+            return self._keys["key"]  # not read by the script: no hashing on every plain publish
         # Hashed: the key is the publisher's text, of any length and alphabet.
-        digest = hashlib.sha256((key or "").encode()).hexdigest()[:32]
-        return f"{self.prefix}:key:{digest}"
+        return f"{self.prefix}:key:{hashlib.sha256(key.encode()).hexdigest()[:32]}"
 
     def _presence_key(self, who: str) -> str:
         return f"{self.prefix}:presence:{who}"
