@@ -11,8 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from graceful_sse import Event, Hub, Subscription, TopicPolicy
-from graceful_sse.history import EventId
-from graceful_sse.logs import Summary
+from graceful_sse._history import EventId
+from graceful_sse._logs import Summary
 
 from asgi import lifecycle
 from sse_parser import parse
@@ -413,7 +413,7 @@ def test_connect_and_disconnect_hooks_see_each_subscription_sync_or_async() -> N
 def test_metrics_count_what_happened_as_a_dict_and_for_prometheus() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from graceful_sse.metrics import register_prometheus
+    from graceful_sse._metrics import register_prometheus
 
     async def main() -> None:
         hub = Hub(lifecycle=lifecycle(), maxsize=1)

@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 
 from graceful_sse import Lifecycle, ShutdownReport
-from graceful_sse import lifecycle as lifecycle_module
-from graceful_sse.lifecycle import Outcome, StreamHandle
+from graceful_sse import _lifecycle as lifecycle_module
+from graceful_sse._lifecycle import Outcome, StreamHandle
 
 from asgi import lifecycle
 from sse_parser import parse

@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from graceful_sse import producers
-from graceful_sse.producers import Producer
+from graceful_sse import _producers as producers
+from graceful_sse._producers import Producer
 
 from asgi import lifecycle
 

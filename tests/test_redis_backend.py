@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from graceful_sse import Hub, NotPublished, OutcomeUnknown
-from graceful_sse.backends import BackendUnavailable, open_backend
+from graceful_sse._backends import BackendUnavailable, open_backend
 
 from asgi import lifecycle
 from harness import free_port
@@ -262,7 +262,7 @@ def test_the_backend_is_chosen_by_url_and_redis_is_imported_only_when_used(
     assert Hub(lifecycle=lifecycle()).backend.url.startswith("redis://")
     with pytest.raises(ValueError, match="unknown broker URL kafka://\\*\\*\\*@h"):  # user too
         open_backend("kafka://u:secret@h", history=1, history_age=None)
-    monkeypatch.delitem(sys.modules, "graceful_sse.backends.redis", raising=False)
+    monkeypatch.delitem(sys.modules, "graceful_sse._backends.redis", raising=False)
     monkeypatch.setitem(sys.modules, "redis", None)
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(ImportError, match=r"pip install 'graceful-sse\[redis\]'"):

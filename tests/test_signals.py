@@ -9,7 +9,7 @@ from types import FrameType
 
 import pytest
 
-from graceful_sse.signals import Disposition, SignalChain
+from graceful_sse._signals import Disposition, SignalChain
 
 SIG = signal.SIGUSR1
 

@@ -8,7 +8,7 @@ from httpx_sse._decoders import SSEDecoder, SSELineDecoder
 from hypothesis import given
 from hypothesis import strategies as st
 
-from graceful_sse.wire import Encoded, Event, comment, encode, encode_item, is_wire_text, retry
+from graceful_sse._wire import Encoded, Event, comment, encode, encode_item, is_wire_text, retry
 
 from sse_parser import ParsedEvent, parse
 

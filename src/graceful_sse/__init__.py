@@ -8,12 +8,12 @@ def updates():
     return EventStream(hub.subscribe("updates"))
 """
 
-from .backends import BackendUnavailable, NotPublished, OutcomeUnknown
-from .hub import Hub, Overflow, Subscription, TopicPolicy
-from .lifecycle import Kind, Lifecycle, ShutdownReport
-from .limits import Limits
-from .response import EventStream
-from .wire import Encoded, Event, encode
+from ._backends import BackendUnavailable, NotPublished, OutcomeUnknown
+from ._hub import Hub, Overflow, Subscription, TopicPolicy
+from ._lifecycle import Kind, Lifecycle, ShutdownReport
+from ._limits import Limits
+from ._response import EventStream
+from ._wire import Encoded, Event, encode
 
 __all__ = [
     "BackendUnavailable",

@@ -20,8 +20,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("graceful_sse.components needs FastHTML: pip install 'graceful-sse[fasthtml]'") from exc
 from starlette.routing import Mount
 
+from ._status import DEFAULT_STATUS_ID, LABELS, STATUS_EVENT, status_html
 from .assets import DEFAULT_PREFIX, STYLES, HtmxVersion, asset_url, assets_route, script_paths
-from .status import DEFAULT_STATUS_ID, LABELS, STATUS_EVENT, status_html
 
 __all__ = ["SSEScripts", "SSEStatus", "SSEStream", "sse_assets"]
 

@@ -11,8 +11,8 @@ import os
 from fasthtml.common import H1, Li, Link, Main, Title, Ul, fast_app, serve
 
 from graceful_sse import EventStream, Hub, Limits
+from graceful_sse._response import last_event_id
 from graceful_sse.components import SSEScripts, SSEStatus, SSEStream, sse_assets
-from graceful_sse.response import last_event_id
 
 HTMX = int(os.environ.get("PAGE_HTMX", "2"))
 MONITOR = os.environ.get("PAGE_MONITOR", "1") == "1"

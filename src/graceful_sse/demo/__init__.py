@@ -44,7 +44,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from starlette.responses import Response
 
 from graceful_sse import BackendUnavailable, EventStream, Hub, NotPublished, OutcomeUnknown
-from graceful_sse.backends import MAX_KEY
+from graceful_sse._backends import MAX_KEY
 from graceful_sse.components import SSEScripts, SSEStatus, SSEStream, sse_assets
 
 CSS = (Path(__file__).parent / "style.css").read_text()

@@ -14,7 +14,7 @@ import functools
 import html
 from typing import Literal
 
-from .wire import Encoded, Event
+from ._wire import Encoded, Event
 
 __all__ = ["DEFAULT_STATUS_ID", "LABELS", "STATUS_EVENT", "State", "status_event", "status_html"]
 

@@ -33,13 +33,13 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
-from . import servers
+from . import _servers as servers
+from ._logs import Summary, logger, make_visible
+from ._producers import Producer, ProducerFn, Producers, ProducerTasks
+from ._signals import Disposition, SignalChain
 from ._sockets import SocketCloser
-from .logs import Summary, logger, make_visible
-from .producers import Producer, ProducerFn, Producers, ProducerTasks
-from .signals import Disposition, SignalChain
-from .status import State, status_event
-from .wire import encode_item
+from ._status import State, status_event
+from ._wire import encode_item
 
 __all__ = ["Kind", "Lifecycle", "Lifespan", "Outcome", "ShutdownReport", "StreamHandle"]
 

@@ -20,7 +20,7 @@ from enum import Enum
 from types import FrameType
 from typing import Any
 
-from .logs import logger
+from ._logs import logger
 
 __all__ = ["Disposition", "SignalChain"]
 

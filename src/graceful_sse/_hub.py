@@ -27,15 +27,15 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, TypeVar, overload
 
-from .backends import MAX_KEY, Backend, BackendUnavailable, Replay, open_backend
-from .history import EventId
-from .lifecycle import Lifecycle, Lifespan
-from .limits import Authorize, Limits
-from .logs import Summary, logger
-from .metrics import HubMetrics
-from .producers import ProducerFn
-from .sources import Wakeup
-from .wire import Encoded, Event, encode
+from ._backends import MAX_KEY, Backend, BackendUnavailable, Replay, open_backend
+from ._history import EventId
+from ._lifecycle import Lifecycle, Lifespan
+from ._limits import Authorize, Limits
+from ._logs import Summary, logger
+from ._metrics import HubMetrics
+from ._producers import ProducerFn
+from ._sources import Wakeup
+from ._wire import Encoded, Event, encode
 
 __all__ = ["Hub", "Overflow", "Subscription", "TopicPolicy"]
 
@@ -287,7 +287,7 @@ class Hub:
     ``@hub.producer`` registers background producers on it. ``maxsize`` and ``overflow`` are the
     default buffering of each subscriber, ``topics`` overrides them per topic, and
     ``subscribe(..., maxsize=, overflow=)`` per subscription.
-    ``limits`` (``graceful_sse.limits.Limits``) caps the streams of its subscriptions (503 with
+    ``limits`` (``graceful_sse._limits.Limits``) caps the streams of its subscriptions (503 with
     ``Retry-After``); ``authorize(request, topic)`` (sync or async) may refuse a topic (403).
     ``max_event_bytes`` (1 MiB; ``None``: no limit) refuses bigger events at the publisher with a
     ``ValueError``.
@@ -507,7 +507,7 @@ class Hub:
         return [sub.stats() for sub in seen.values()]
 
     def metrics(self) -> dict[str, Any]:
-        """Counters for this process (see ``graceful_sse.metrics``), as a plain dict."""
+        """Counters for this process (see ``graceful_sse._metrics``), as a plain dict."""
         values: dict[str, Any] = self.counters.as_dict()
         values["connections"] = self._total
         values["topics"] = {topic: len(subs) for topic, subs in self._topics.items()}

@@ -29,9 +29,9 @@ import redis.asyncio as aioredis
 from redis.asyncio.sentinel import MasterNotFoundError, Sentinel
 from redis.exceptions import ReadOnlyError, RedisError
 
-from ..history import EventId
-from ..logs import logger
-from ..wire import Encoded
+from .._history import EventId
+from .._logs import logger
+from .._wire import Encoded
 from . import KEY_WINDOW, BackendUnavailable, Deliver, NotPublished, OutcomeUnknown, Replay, Reset, _shown
 
 __all__ = ["RedisBackend"]

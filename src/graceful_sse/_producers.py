@@ -11,7 +11,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-from .logs import logger
+from ._logs import logger
 
 __all__ = ["Producer", "ProducerFn", "ProducerTasks", "Producers"]
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-from ..history import EventId
-from ..wire import Encoded
+from .._history import EventId
+from .._wire import Encoded
 
 __all__ = [
     "ENV_URL",

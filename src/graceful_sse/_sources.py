@@ -17,8 +17,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from starlette.concurrency import iterate_in_threadpool
 
-from .logs import logger
-from .wire import encode_item
+from ._logs import logger
+from ._wire import encode_item
 
 __all__ = ["Pump", "Source", "Wakeup"]
 

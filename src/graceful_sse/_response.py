@@ -22,11 +22,11 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from .lifecycle import Lifecycle, Outcome, StreamHandle
-from .limits import FORBIDDEN, Authorize, Limits, Refusal, Ticket, authorized
-from .sources import Pump, Source
-from .status import DEFAULT_STATUS_ID, status_event
-from .wire import Event, comment, encode
+from ._lifecycle import Lifecycle, Outcome, StreamHandle
+from ._limits import FORBIDDEN, Authorize, Limits, Refusal, Ticket, authorized
+from ._sources import Pump, Source
+from ._status import DEFAULT_STATUS_ID, status_event
+from ._wire import Event, comment, encode
 
 __all__ = ["EventStream", "last_event_id"]
 

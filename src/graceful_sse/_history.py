@@ -14,7 +14,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 
-from .wire import Encoded
+from ._wire import Encoded
 
 __all__ = ["MAX_ID_LENGTH", "EventId", "History"]
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 
-from ..history import EventId, History, new_epoch
-from ..wire import Encoded
+from .._history import EventId, History, new_epoch
+from .._wire import Encoded
 from . import KEY_WINDOW, Deliver, Replay, Reset
 
 MAX_KEYS = 100_000  # publish keys remembered at once; the oldest go first
