@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
-from graceful_sse import Lifecycle, ShutdownReport
-from graceful_sse import _lifecycle as lifecycle_module
+from graceful_sse import Lifecycle, ShutdownReport, _exit_guard
+from graceful_sse._exit_guard import ExitGuard
 from graceful_sse._lifecycle import Outcome, StreamHandle
+from graceful_sse._run import HANDOFF
 
 from asgi import lifecycle
 from sse_parser import parse
@@ -171,7 +172,7 @@ def test_a_farewell_that_is_not_taken_holds_the_signal_back_only_briefly(server_
         async with lc.lifespan():
             lc.open_stream()  # never closes
             signal.raise_signal(signal.SIGINT)
-            await asyncio.sleep(lifecycle_module.HANDOFF - 0.3)
+            await asyncio.sleep(HANDOFF - 0.3)
             assert server_handler == []
             await asyncio.sleep(0.6)
             assert server_handler == [signal.SIGINT] and lc.last_report is None
@@ -328,9 +329,9 @@ def test_producers_are_cancelled_when_the_drain_starts() -> None:
 def test_the_exit_guard_ends_a_process_that_outlives_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
     exits: list[int] = []
     nudged: list[float] = []
-    monkeypatch.setattr(lifecycle_module.os, "_exit", exits.append)
+    monkeypatch.setattr(_exit_guard.os, "_exit", exits.append)
     start = time.monotonic()
-    lifecycle_module._ExitGuard(
+    ExitGuard(
         1.2, "SIGINT", nudge=lambda: nudged.append(time.monotonic() - start), open_streams=lambda: 1
     )
     while not exits and time.monotonic() - start < 5:
@@ -342,8 +343,8 @@ def test_the_exit_guard_ends_a_process_that_outlives_the_bound(monkeypatch: pyte
 
 def test_a_disarmed_exit_guard_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     exits: list[int] = []
-    monkeypatch.setattr(lifecycle_module.os, "_exit", exits.append)
-    guard = lifecycle_module._ExitGuard(0.3, "SIGTERM", nudge=lambda: None, open_streams=lambda: 0)
+    monkeypatch.setattr(_exit_guard.os, "_exit", exits.append)
+    guard = ExitGuard(0.3, "SIGTERM", nudge=lambda: None, open_streams=lambda: 0)
     guard.disarm()
     time.sleep(0.5)
     assert exits == []

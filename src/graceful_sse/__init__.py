@@ -9,8 +9,9 @@ def updates():
 """
 
 from ._backends import BackendUnavailable, NotPublished, OutcomeUnknown
+from ._drain import Kind, ShutdownReport
 from ._hub import Hub, Overflow, Subscription, TopicPolicy
-from ._lifecycle import Kind, Lifecycle, ShutdownReport
+from ._lifecycle import Lifecycle
 from ._limits import Limits
 from ._response import EventStream
 from ._wire import Encoded, Event, encode

@@ -616,7 +616,7 @@ class Hub:
         return _reset_event(reason)
 
     def _slow_farewell(self) -> bytes:
-        return self.lifecycle.restart_event(
+        return self.lifecycle.farewells.restart_event(
             {"reason": "slow", "message": "You fell behind; reconnecting to catch up."}
         )
 

@@ -22,7 +22,8 @@ from starlette.background import BackgroundTask
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from ._lifecycle import Lifecycle, Outcome, StreamHandle
+from ._drain import Outcome, StreamHandle
+from ._lifecycle import Lifecycle
 from ._limits import FORBIDDEN, Authorize, Limits, Refusal, Ticket, authorized
 from ._sources import Pump, Source
 from ._status import DEFAULT_STATUS_ID, status_event

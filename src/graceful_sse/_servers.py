@@ -32,6 +32,7 @@ class ExitFlag(Protocol):
     and once started its listeners."""
 
     should_exit: bool
+    force_exit: bool
     started: bool
     servers: list[asyncio.AbstractServer]
 

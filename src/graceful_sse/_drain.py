@@ -1,0 +1,190 @@
+"""One shutdown of one event loop's streams, as the drain counts it.
+
+What a drain tells each stream (``Kind``), how each told stream ended (``Outcome``), the stream
+as the drain sees it (``StreamHandle``), the count while it runs (``Drain``) and what it
+achieved (``ShutdownReport``). No signals and no I/O here: ``_run`` drives a drain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Literal
+
+if TYPE_CHECKING:
+    from ._run import Run
+
+__all__ = [
+    "Drain",
+    "Kind",
+    "KindName",
+    "Outcome",
+    "ShutdownReport",
+    "StreamHandle",
+    "as_kind",
+    "kind_from_env",
+]
+
+
+class Kind(enum.StrEnum):
+    """What a farewell tells the client."""
+
+    STOP = "stop"  # the service is going away: do not reconnect
+    RESTART = "restart"  # it is coming back: reconnect after a random delay
+
+
+KindName = Kind | Literal["stop", "restart"]  # what the public API accepts
+
+MIN_FLUSH = 0.25  # even a stream opened at the end of the drain gets this long to take its notice
+CUT_SHOWN = 5  # the drain's log line names this many of the streams it had to close
+
+
+def as_kind(value: str, what: str = "kind") -> Kind:
+    try:
+        return Kind(value)
+    except ValueError:
+        raise ValueError(f"{what} must be 'stop' or 'restart', not {value!r}") from None
+
+
+def kind_from_env(name: str, default: Kind) -> Kind:
+    return as_kind(os.environ.get(name, default).strip().lower(), name)
+
+
+class Outcome(enum.Enum):
+    """How a stream ended, as its drain counts it; the value is what the drain's log line says."""
+
+    TOOK = "took the farewell"
+    GONE = "the client had gone"
+    ENDED = "ended by its source"
+    # Missed: the client did not get its farewell, and its connection was closed under the server.
+    NOT_READING = "took no data for send_timeout"
+    TOO_SLOW = "did not take the farewell within the bound"
+    DROPPED = "dropped by the server"
+
+    @property
+    def missed(self) -> bool:
+        return self in (Outcome.NOT_READING, Outcome.TOO_SLOW, Outcome.DROPPED)
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownReport:
+    """What a drain achieved: one line of the log, as a value."""
+
+    kind: Kind
+    cause: str
+    told: int  # streams open when the notice went out
+    took: int  # ... that received the whole farewell
+    gone: int  # ... whose client had already left
+    missed: int  # ... that did not take the notice within the drain bound
+    late: int  # streams opened during the drain (each got the farewell at once)
+    seconds: float
+    cut: tuple[str, ...] = ()  # each missed stream: its request (no query string) and why
+
+    def describe(self) -> str:
+        """The drain's log line, after "graceful-sse: "."""
+        line = (
+            f"drain took {self.seconds:.3f} s: {self.took} of {self.told} stream(s) took the notice, "
+            f"{self.gone} had gone, {self.missed} did not take it; {self.late} opened during the drain"
+        )
+        if self.cut:
+            shown = "; ".join(self.cut[:CUT_SHOWN])
+            more = f"; and {len(self.cut) - CUT_SHOWN} more" if len(self.cut) > CUT_SHOWN else ""
+            line += f". Closed: {shown}{more}"
+        return line
+
+
+class StreamHandle:
+    """One open stream as the lifecycle sees it: told once, then it reports how it ended.
+
+    ``EventStream`` subclasses it: ``notice`` wakes the stream (and interrupts a write the
+    client is not taking), ``abandon`` gives up writing the farewell (a second Ctrl+C).
+    """
+
+    __slots__ = ("kind", "label", "late", "run")
+
+    def __init__(self, label: str = "stream") -> None:
+        self.kind: Kind | None = None
+        self.late = False  # opened during a drain: told at once
+        self.label = label  # how the drain's log line names it: "GET /updates from 10.0.0.7"
+        self.run: Run | None = None  # the event loop's run it was opened in (``Run.open_stream``)
+
+    def tell(self, kind: Kind) -> None:
+        if self.kind is None:
+            self.kind = kind
+            self.notice()
+
+    def notice(self) -> None:
+        """Called once, when the stream is told to end."""
+
+    def abandon(self) -> None:
+        """Stop waiting for the client to take the farewell."""
+
+
+class Drain:
+    """One shutdown on one loop: its bound, and how each stream it told ended."""
+
+    def __init__(self, kind: Kind, cause: str, *, told: int, bound: float) -> None:
+        self.kind = kind
+        self.cause = cause
+        self.started_at = time.monotonic()
+        self.deadline = self.started_at + bound
+        self.told = told
+        self.took = self.gone = self.late = 0
+        self.cut: list[str] = []  # the told streams that missed their farewell, and why
+        self.done = asyncio.Event()  # every told stream ended (or a second Ctrl+C gave up on them)
+        self.report: ShutdownReport | None = None
+        self.task: asyncio.Task[None] | None = None
+
+    def opened_late(self, handle: StreamHandle) -> None:
+        handle.late = True
+        handle.kind = self.kind
+        self.late += 1
+
+    def count(self, handle: StreamHandle, outcome: Outcome) -> None:
+        """A stream ended; the streams opened during the drain, and any after its report, do not count."""
+        if handle.late or self.report is not None:
+            return
+        if outcome is Outcome.TOOK:
+            self.took += 1
+        elif outcome is Outcome.GONE:
+            self.gone += 1
+        elif outcome.missed:
+            self.cut.append(f"{handle.label} ({outcome.value})")
+
+    async def wait(self, until: float) -> None:
+        """Until every told stream has ended, or the monotonic time ``until`` at the latest."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.done.wait(), timeout=max(until - time.monotonic(), 0))
+
+    def give_up(self, handles: list[StreamHandle]) -> None:
+        """The bound passed: stop writing to the told streams still open, and count them missed."""
+        for handle in handles:
+            handle.abandon()
+            self.cut.append(f"{handle.label} ({Outcome.TOO_SLOW.value})")
+
+    def end_now(self) -> None:
+        """A second Ctrl+C: the drain gives up on the streams still writing."""
+        self.deadline = time.monotonic()
+        self.done.set()
+
+    def flush_timeout(self) -> float:
+        """How long a told stream may still take to write its farewell."""
+        return max(self.deadline - time.monotonic(), MIN_FLUSH)
+
+    def finish(self) -> ShutdownReport:
+        self.report = ShutdownReport(
+            kind=self.kind,
+            cause=self.cause,
+            told=self.told,
+            took=self.took,
+            gone=self.gone,
+            missed=len(self.cut),
+            late=self.late,
+            seconds=time.monotonic() - self.started_at,
+            cut=tuple(self.cut),
+        )
+        return self.report
