@@ -19,28 +19,30 @@ Redis (``redis://``), chosen by URL.
 from __future__ import annotations
 
 import asyncio
+import enum
 import inspect
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, TypeVar, overload
+from typing import Any, Literal, Self, TypeVar, overload
 
-from ._backends import MAX_KEY, Backend, BackendUnavailable, Replay, open_backend
+from starlette.types import Scope
+
+from ._backends import MAX_KEY, Backend, BackendUnavailable, Replay, ResetReason, open_backend
 from ._history import EventId
 from ._lifecycle import Lifecycle, Lifespan
-from ._limits import Authorize, Limits
+from ._limits import Authorize, Limits, authorized
 from ._logs import Summary, logger
 from ._metrics import HubMetrics
 from ._producers import ProducerFn
-from ._sources import Wakeup
+from ._sources import Source, Wakeup
 from ._wire import Encoded, Event, encode
 
 __all__ = ["Hub", "Overflow", "Subscription", "TopicPolicy"]
 
 F = TypeVar("F", bound=ProducerFn)
-Overflow = Literal["drop-oldest", "restart"]
 Hook = Callable[["Subscription"], Awaitable[None] | None]
 
 DEFAULT_MAXSIZE = 256
@@ -49,7 +51,16 @@ DEFAULT_HISTORY_AGE = 600.0
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
 MAX_TOPIC_LENGTH = 200
 _TOPIC = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_TOPIC_LENGTH}}}")
-OVERFLOWS: tuple[Overflow, ...] = ("drop-oldest", "restart")
+
+
+class Overflow(enum.StrEnum):
+    """What happens when a client falls ``maxsize`` events behind."""
+
+    DROP_OLDEST = "drop-oldest"  # drop the oldest; the client first gets a ``missed`` event
+    RESTART = "restart"  # end the stream with restart advice; it replays from the history
+
+
+OverflowName = Overflow | Literal["drop-oldest", "restart"]  # what the public API accepts
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,13 +68,13 @@ class TopicPolicy:
     """How subscribers of a topic are buffered (``None``: the hub's setting)."""
 
     maxsize: int | None = None
-    overflow: Overflow | None = None
+    overflow: OverflowName | None = None
 
     def __post_init__(self) -> None:
-        _check_policy(self.maxsize, self.overflow)
+        object.__setattr__(self, "overflow", _check_policy(self.maxsize, self.overflow))
 
 
-class Subscription:
+class Subscription(Source):
     """One client's subscription to one or more topics: a ``Source`` for ``EventStream``, and an
     async iterator of encoded events for any other consumer.
 
@@ -120,9 +131,10 @@ class Subscription:
     def limits(self) -> Limits | None:
         return self._hub.limits
 
-    @property
-    def authorize(self) -> Authorize | None:
-        return self._hub.authorize
+    async def authorized(self, scope: Scope) -> bool:
+        """The hub's ``authorize`` hook, asked for each topic."""
+        check = self._hub.authorize
+        return check is None or await authorized(check, scope, self.topics)
 
     @property
     def pending(self) -> int:
@@ -148,17 +160,23 @@ class Subscription:
             "position": self.position,
         }
 
-    def resume(self, last_event_id: str | None) -> Subscription:
+    def resume(self, last_event_id: str | None) -> Self:
         """Start after ``last_event_id`` (the client's ``Last-Event-ID``); ``EventStream`` calls it."""
         if not self._active:
             self.last_event_id = last_event_id
         return self
 
     def open(self) -> None:
-        """Join the hub (replaying what the client missed, if it resumes)."""
-        if not self._active and not self._closed:
-            self._active = True
-            self._hub._join(self)
+        """Join the hub, then catch up on what the client missed if it resumes."""
+        if self._active or self._closed:
+            return
+        self._active = True
+        # Registration and the position are taken with no await in between; a replay that has
+        # to be fetched holds the live events meanwhile and is merged by id.
+        self.position = self._hub._join(self)
+        if self.last_event_id is not None:
+            self._catch_up(self.last_event_id)
+        self._hub._joined(self)
 
     def pop(self) -> bytes | None:
         """The next event, or ``None``; a ``missed`` notice first after dropped ones."""
@@ -200,7 +218,7 @@ class Subscription:
         self._wakeup.set()
 
     def _overflowed(self, queue: deque[Encoded] | list[tuple[EventId | None, Encoded]]) -> None:
-        if self.overflow == "restart":
+        if self.overflow is Overflow.RESTART:
             self._restart_slow()
             return
         del queue[0]
@@ -217,13 +235,40 @@ class Subscription:
         self._held = None
         self.close(keep_farewell=True)
 
+    def _catch_up(self, last_event_id: str) -> None:
+        """Queue what the client missed after ``last_event_id``, or a reset saying why it cannot."""
+        self._held = []  # live events wait here until the replay is in the queue
+        last = EventId.parse(last_event_id)
+        if last is None:
+            self._replayed(ResetReason.NOT_OURS)
+            return
+        self.position = last_event_id
+        replay = self._hub.backend.replay_now(self.topics, last)
+        if replay is not None:
+            self._replayed(replay)
+        else:
+            self._hub._spawn(self._fetch_replay(last))
+
+    async def _fetch_replay(self, last: EventId) -> None:
+        # Whatever happens the stream is told: a replay that cannot be fetched is a reset, and
+        # the live events held meanwhile follow it.
+        replay: Replay
+        try:
+            replay = await self._hub.backend.replay(self.topics, last)
+        except BackendUnavailable:
+            replay = ResetReason.UNAVAILABLE
+        except Exception:
+            logger.exception("graceful-sse: the replay after %s failed; sending reset", last)
+            replay = ResetReason.UNAVAILABLE
+        self._replayed(replay)
+
     def _replayed(self, replay: Replay) -> None:
         """Put the replay before the live events held meanwhile, dropping those it already holds."""
         held, self._held = self._held or [], None
         if self._closed:
             return
         newest = EventId.parse(self.last_event_id or "")
-        if isinstance(replay, str):
+        if isinstance(replay, ResetReason):
             newest = None  # an id we cannot place says nothing about what the client holds
             self._queue.append(self._hub._reset(self.last_event_id or "", replay))
         else:
@@ -297,9 +342,10 @@ class Hub:
         self,
         url: str | None = None,
         *,
+        backend: Backend | None = None,
         lifecycle: Lifecycle | None = None,
         maxsize: int = DEFAULT_MAXSIZE,
-        overflow: Overflow = "drop-oldest",
+        overflow: OverflowName = Overflow.DROP_OLDEST,
         history: int = DEFAULT_HISTORY,
         history_age: float | None = DEFAULT_HISTORY_AGE,
         topics: Mapping[str, TopicPolicy] | None = None,
@@ -307,26 +353,23 @@ class Hub:
         limits: Limits | None = None,
         authorize: Authorize | None = None,
     ) -> None:
-        _check_policy(maxsize, overflow)
         if history < 0:
             raise ValueError("history must be 0 or more events")
         self.lifecycle = lifecycle or Lifecycle()
         self.limits = limits
         self.authorize = authorize
         self.maxsize = maxsize
-        self.overflow: Overflow = overflow
+        self.overflow = _check_policy(maxsize, overflow) or Overflow.DROP_OLDEST
         self.history = history
         self.history_age = history_age
         self.policies: dict[str, TopicPolicy] = dict(topics or {})
         self.max_event_bytes = max_event_bytes
         self.counters = HubMetrics()
-        self.backend: Backend = open_backend(url, history=history, history_age=history_age)
-        bind = getattr(self.backend, "bind", None)
-        if bind is not None:
-            bind(self._deliver)  # in-process: delivering needs no start
-        watch = getattr(self.backend, "watch_topics", None)
-        if watch is not None:
-            watch(lambda: tuple(self._topics), self._local_counts)
+        if url is not None and backend is not None:
+            raise ValueError("pass the backend as url= or as backend=, not both")
+        self.backend = backend or open_backend(url, history=history, history_age=history_age)
+        self.backend.bind(self._deliver)  # in-process: delivering needs no start
+        self.backend.watch_topics(lambda: tuple(self._topics), self._local_counts)
         self._topics: dict[str, set[Subscription]] = {}
         self._total = 0
         self._connect_hooks: list[Hook] = []
@@ -406,7 +449,7 @@ class Hub:
     # -- pub/sub -------------------------------------------------------------------------------
 
     def subscribe(
-        self, *topics: str, maxsize: int | None = None, overflow: Overflow | None = None
+        self, *topics: str, maxsize: int | None = None, overflow: OverflowName | None = None
     ) -> Subscription:
         """A subscription to ``topics``; pass it to ``EventStream``.
 
@@ -417,13 +460,13 @@ class Hub:
             raise ValueError("subscribe to at least one topic")
         for topic in topics:
             _check_topic(topic)
-        _check_policy(maxsize, overflow)
+        overflow = _check_policy(maxsize, overflow)
         policy = next((self.policies[t] for t in topics if t in self.policies), TopicPolicy())
         return Subscription(
             self,
             tuple(dict.fromkeys(topics)),
             maxsize or policy.maxsize or self.maxsize,
-            overflow or policy.overflow or self.overflow,
+            Overflow(overflow or policy.overflow or self.overflow),
         )
 
     async def publish(
@@ -525,54 +568,30 @@ class Hub:
             for sub in tuple(subscribers):
                 sub.put(chunk, event_id)
 
-    def _gap(self, topics: Iterable[str], reason: str) -> None:
+    def _gap(self, topics: Iterable[str], reason: ResetReason) -> None:
         """The backend lost events it cannot replay: tell the subscribers of ``topics``."""
         chunk = _reset_event(reason)
         for topic in topics:
             for sub in self._topics.get(topic, ()):
                 sub.put(chunk)
 
-    def _join(self, sub: Subscription) -> None:
-        # Registration and the position are taken with no await in between; a replay that has
-        # to be fetched holds the live events meanwhile and is merged by id.
+    def _join(self, sub: Subscription) -> str:
+        """Register ``sub`` for its topics; the id of the latest event, where it starts."""
         self._ensure_started()
-        sub.position = str(self.backend.last_id())
+        position = str(self.backend.last_id())
         for topic in sub.topics:
             self._topics.setdefault(topic, set()).add(sub)
         self._total += 1
         self.counters.connections_opened += 1
-        if sub.last_event_id is not None:
-            self._resume(sub, sub.last_event_id)
+        return position
+
+    def _joined(self, sub: Subscription) -> None:
         self._run_hooks(self._connect_hooks, sub)
 
-    def _resume(self, sub: Subscription, last_event_id: str) -> None:
-        last = EventId.parse(last_event_id)
-        if last is None:
-            sub._held = []
-            sub._replayed("not-ours")
-            return
-        sub.position = last_event_id
-        sub._held = []
-        replay = self.backend.replay_now(sub.topics, last)
-        if replay is not None:
-            sub._replayed(replay)
-            return
-        task = asyncio.get_running_loop().create_task(self._fetch_replay(sub, last))
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self._hook_tasks.add(task)
         task.add_done_callback(self._hook_tasks.discard)
-
-    async def _fetch_replay(self, sub: Subscription, last: EventId) -> None:
-        # Whatever happens the stream is told: a replay that cannot be fetched is a reset, and
-        # the live events held meanwhile follow it.
-        replay: Replay
-        try:
-            replay = await self.backend.replay(sub.topics, last)
-        except BackendUnavailable:
-            replay = "unavailable"
-        except Exception:
-            logger.exception("graceful-sse: the replay after %s failed; sending reset", last)
-            replay = "unavailable"
-        sub._replayed(replay)
 
     def _leave(self, sub: Subscription) -> None:
         for topic in sub.topics:
@@ -607,7 +626,7 @@ class Hub:
         if not task.cancelled() and task.exception() is not None:
             logger.error("graceful-sse: hook failed", exc_info=task.exception())
 
-    def _reset(self, last_event_id: str, reason: str) -> Encoded:
+    def _reset(self, last_event_id: str, reason: ResetReason) -> Encoded:
         self.counters.resets += 1
         shown = last_event_id if len(last_event_id) <= 40 else last_event_id[:40] + "…"
         self._resets_log.log(
@@ -626,7 +645,7 @@ def _check_key(key: str | None) -> None:
         raise ValueError(f"a publish key is a string of 1 to {MAX_KEY} characters, not {key!r:.60}")
 
 
-def _reset_event(reason: str) -> Encoded:
+def _reset_event(reason: ResetReason) -> Encoded:
     """Tells a page that events it should have had cannot be given: re-render from scratch."""
     return encode(Event(event="reset", data={"reason": reason}))
 
@@ -650,8 +669,13 @@ def _check_topic(topic: str) -> None:
         )
 
 
-def _check_policy(maxsize: int | None, overflow: str | None) -> None:
+def _check_policy(maxsize: int | None, overflow: str | None) -> Overflow | None:
     if maxsize is not None and maxsize < 1:
         raise ValueError("maxsize must be at least 1")
-    if overflow is not None and overflow not in OVERFLOWS:
-        raise ValueError(f"overflow must be one of {', '.join(OVERFLOWS)}, not {overflow!r}")
+    if overflow is None:
+        return None
+    try:
+        return Overflow(overflow)
+    except ValueError:
+        names = ", ".join(Overflow)
+        raise ValueError(f"overflow must be one of {names}, not {overflow!r}") from None

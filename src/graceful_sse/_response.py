@@ -24,7 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from ._drain import Outcome, StreamHandle
 from ._lifecycle import Lifecycle
-from ._limits import FORBIDDEN, Authorize, Limits, Refusal, Ticket, authorized
+from ._limits import FORBIDDEN, Limits, Refusal, Ticket
 from ._sources import Pump, Source
 from ._status import DEFAULT_STATUS_ID, status_event
 from ._wire import Event, comment, encode
@@ -71,14 +71,13 @@ class EventStream(Response):
             raise ValueError("heartbeat must be a positive number of seconds, or None")
         if send_timeout is not None and send_timeout <= 0:
             raise ValueError("send_timeout must be a positive number of seconds, or None")
-        self.content = content
+        self.source: Source = content if isinstance(content, Source) else Pump(content)
         self.heartbeat = heartbeat
         self.retry = retry
         self.status = status
         self.send_timeout = send_timeout
-        self.lifecycle = lifecycle or getattr(content, "lifecycle", None)
-        self.limits: Limits | None = limits or getattr(content, "limits", None)
-        self.authorize: Authorize | None = getattr(content, "authorize", None)
+        self.lifecycle = lifecycle or self.source.lifecycle
+        self.limits = limits or self.source.limits
         self.status_code = status_code
         self.background = background
         self._opening = Event(retry=retry, comment="connected").encode()
@@ -96,11 +95,11 @@ class EventStream(Response):
         try:
             admitted = await self._admit(scope, lifecycle)
         except BaseException:
-            await self._discard()
+            await self.source.discard()
             raise
         head = scope.get("method") == "HEAD"
         if isinstance(admitted, Refusal) or head:
-            await self._discard()
+            await self.source.discard()
             await (admitted.send(send, head=head) if isinstance(admitted, Refusal) else self._head(send))
             return
         try:
@@ -112,10 +111,7 @@ class EventStream(Response):
             await self.background()
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, lifecycle: Lifecycle) -> None:
-        resume = getattr(self.content, "resume", None)
-        if callable(resume):
-            resume(last_event_id(scope))
-        source: Source = self.content if isinstance(self.content, Source) else Pump(self.content)
+        source = self.source.resume(last_event_id(scope))
         stream = _Stream(self, lifecycle, source, send, _label(scope))
         lifecycle.open_stream(stream)
         outcome: Outcome | None = None
@@ -133,8 +129,7 @@ class EventStream(Response):
 
     async def _admit(self, scope: Scope, lifecycle: Lifecycle) -> Ticket | Refusal | None:
         """Authorisation first (its answer does not change on retry), then the caps."""
-        topics: tuple[str, ...] = getattr(self.content, "topics", ())
-        if self.authorize is not None and not await authorized(self.authorize, scope, topics):
+        if not await self.source.authorized(scope):
             return FORBIDDEN
         if self.limits is None or lifecycle.draining:
             return None  # during the drain every stream gets the farewell at once: no cap
@@ -145,14 +140,6 @@ class EventStream(Response):
     async def _head(self, send: Send) -> None:
         await send({"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers})
         await send({"type": "http.response.body", "body": b""})
-
-    async def _discard(self) -> None:
-        """Close content that will never be streamed, without starting it."""
-        content = self.content
-        if hasattr(content, "aclose"):  # a Source, or an async generator never started
-            await content.aclose()
-        elif hasattr(content, "close"):
-            content.close()
 
 
 class _Pumped(enum.Enum):

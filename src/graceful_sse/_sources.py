@@ -9,16 +9,23 @@ one of an application's generator by running it in a task of its own, one item a
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncIterable, AsyncIterator, Iterable
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Iterable
+from typing import TYPE_CHECKING, Any, Self
 
 from starlette.concurrency import iterate_in_threadpool
 
 from ._logs import logger
 from ._wire import encode_item
+
+if TYPE_CHECKING:
+    from starlette.types import Scope
+
+    from ._lifecycle import Lifecycle
+    from ._limits import Limits
 
 __all__ = ["Pump", "Source", "Wakeup"]
 
@@ -53,27 +60,73 @@ class Wakeup:
             future.set_result(None)
 
 
-@runtime_checkable
-class Source(Protocol):
-    """The interface ``EventStream`` reads through.
+class Source(abc.ABC):
+    """What ``EventStream`` reads from: ready chunks, and one wake-up to wait on.
 
-    ``position``, once open, is the event id the client can resume from (``None``: no ids).
+    ``Pump`` makes one of an app's generator; a hub ``Subscription`` is one. A source may bring
+    what decides about its stream (``lifecycle``, ``limits``, ``authorized``); an
+    ``EventStream``'s own arguments win over them. ``position``, once open, is the event id the
+    client can resume from (``None``: no ids).
     """
+
+    __slots__ = ()
 
     position: str | None
 
-    def open(self) -> None: ...
-    def pop(self) -> bytes | None: ...
-    async def wait(self) -> None: ...
-    def wake(self) -> None: ...
     @property
-    def finished(self) -> bool: ...
+    def lifecycle(self) -> Lifecycle | None:
+        """The lifecycle its stream follows (``None``: the app's)."""
+        return None
+
     @property
-    def failed(self) -> bool: ...
-    async def aclose(self) -> None: ...
+    def limits(self) -> Limits | None:
+        """The caps its stream is admitted under (``None``: none)."""
+        return None
+
+    async def authorized(self, scope: Scope) -> bool:
+        """Whether the request may open this stream (403 if not)."""
+        return True
+
+    def resume(self, last_event_id: str | None) -> Self:
+        """Start after the client's ``Last-Event-ID``; ``EventStream`` calls it before ``open``."""
+        return self
+
+    @abc.abstractmethod
+    def open(self) -> None:
+        """The response starts: begin producing."""
+
+    @abc.abstractmethod
+    def pop(self) -> bytes | None:
+        """The next chunk, or ``None`` for now."""
+
+    @abc.abstractmethod
+    async def wait(self) -> None:
+        """Until ``pop`` may have something (or ``wake`` was called)."""
+
+    @abc.abstractmethod
+    def wake(self) -> None:
+        """End a ``wait`` now: the stream has something else to look at."""
+
+    @property
+    @abc.abstractmethod
+    def finished(self) -> bool:
+        """Nothing more will come."""
+
+    @property
+    @abc.abstractmethod
+    def failed(self) -> bool:
+        """It ended by raising."""
+
+    @abc.abstractmethod
+    async def aclose(self) -> None:
+        """The stream ended: let go of everything (bounded)."""
+
+    async def discard(self) -> None:
+        """Close a source that will never be opened (a refused request, a HEAD)."""
+        await self.aclose()
 
 
-class Pump:
+class Pump(Source):
     """An application's generator (sync or async) as a ``Source``."""
 
     __slots__ = ("_content", "_failed", "_finished", "_items", "_space", "_task", "_wakeup", "position")
@@ -129,10 +182,17 @@ class Pump:
         finally:
             self._finished = True
             self._wakeup.set()
-            aclose = getattr(iterator, "aclose", None)
-            if aclose is not None:
+            if isinstance(iterator, AsyncGenerator):
                 with contextlib.suppress(Exception):
-                    await aclose()
+                    await iterator.aclose()
+
+    async def discard(self) -> None:
+        """Close the app's generator without starting it."""
+        content = self._content
+        if isinstance(content, AsyncGenerator):
+            await content.aclose()
+        elif isinstance(content, Generator):
+            content.close()
 
     async def aclose(self) -> None:
         """Stop the generator and let its clean-up run (bounded)."""

@@ -9,9 +9,10 @@ the hub does the fan-out to its own subscribers.
 
 from __future__ import annotations
 
+import abc
+import enum
 import os
 from collections.abc import Callable, Iterable
-from typing import Protocol
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .._history import EventId
@@ -28,15 +29,28 @@ __all__ = [
     "OutcomeUnknown",
     "Replay",
     "Reset",
+    "ResetReason",
     "open_backend",
 ]
 
 ENV_URL = "SSE_BROKER_URL"
 
+
+class ResetReason(enum.StrEnum):
+    """Why a client cannot be given what it missed; the page gets a ``reset`` event saying it."""
+
+    UNKNOWN = "unknown"  # an id from another process or epoch, or made up
+    NOT_OURS = "not-ours"  # not an id of ours at all
+    NO_HISTORY = "no-history"  # the hub keeps none
+    TOO_OLD = "too-old"  # older than the history holds
+    LOST = "lost"  # the backend lost events it cannot replay (Redis trimmed or flushed them)
+    UNAVAILABLE = "unavailable"  # the backend could not be asked
+
+
 Deliver = Callable[[str, EventId, Encoded], None]
-Reset = Callable[[Iterable[str], str], None]
+Reset = Callable[[Iterable[str], ResetReason], None]
 # What a client missed after its Last-Event-ID, in order, or why that cannot be told.
-Replay = list[tuple[EventId, Encoded]] | str
+Replay = list[tuple[EventId, Encoded]] | ResetReason
 
 
 KEY_WINDOW = 600.0  # seconds a publish key is remembered: a retry within them is not delivered again
@@ -58,20 +72,58 @@ class OutcomeUnknown(BackendUnavailable):
     """
 
 
-class Backend(Protocol):
+class Backend(abc.ABC):
+    """Where a hub's events travel: ids, history, delivery to the hub, replays, presence.
+
+    A backend gives each event its id and delivers it to the hub with ``deliver(topic, id,
+    chunk)``, in id order, once per process; the hub does the fan-out to its subscribers.
+    ``url`` names it in logs (with secrets masked by the caller).
+    """
+
     url: str
 
-    async def start(self, deliver: Deliver, reset: Reset) -> None: ...
+    @abc.abstractmethod
+    async def start(self, deliver: Deliver, reset: Reset) -> None:
+        """Connect; deliver every event published from now on, and ``reset`` topics that lost some."""
+
+    @abc.abstractmethod
     async def stop(self) -> None: ...
-    def last_id(self) -> EventId: ...
-    # ``body`` is one encoded event without its id: the backend gives the id and prepends it.
-    # With a ``key``, an event is published once per key within ``KEY_WINDOW``: a second publish
-    # returns the first one's id and delivers nothing.
-    async def publish(self, topic: str, body: bytes, key: str | None = None) -> EventId: ...
-    def publish_nowait(self, topic: str, body: bytes, key: str | None = None) -> EventId | None: ...
-    def replay_now(self, topics: tuple[str, ...], last: EventId) -> Replay | None: ...
-    async def replay(self, topics: tuple[str, ...], last: EventId) -> Replay: ...
-    async def presence(self, local: dict[str, int]) -> dict[str, int]: ...
+
+    @abc.abstractmethod
+    def last_id(self) -> EventId:
+        """The id of the latest event this process has seen."""
+
+    @abc.abstractmethod
+    async def publish(self, topic: str, body: bytes, key: str | None = None) -> EventId:
+        """Give ``body`` (one encoded event without its id) an id, keep it, deliver it everywhere.
+
+        With a ``key``, an event is published once per key within ``KEY_WINDOW``: a second
+        publish returns the first one's id and delivers nothing.
+        """
+
+    @abc.abstractmethod
+    def publish_nowait(self, topic: str, body: bytes, key: str | None = None) -> EventId | None:
+        """``publish`` from synchronous code: the id, or ``None`` when it is queued to be sent."""
+
+    @abc.abstractmethod
+    async def replay(self, topics: tuple[str, ...], last: EventId) -> Replay:
+        """What a client that last saw ``last`` missed on ``topics``, in id order."""
+
+    def replay_now(self, topics: tuple[str, ...], last: EventId) -> Replay | None:
+        """The replay without waiting, where the backend can tell (``None``: ``replay`` must fetch it)."""
+        return None
+
+    async def presence(self, local: dict[str, int]) -> dict[str, int]:
+        """Open subscriptions by topic (``"*"``: all) across every process; ``local``: this one's."""
+        return dict(local)
+
+    def bind(self, deliver: Deliver) -> None:  # noqa: B027 - optional: most backends deliver once started
+        """Deliver to ``deliver`` before ``start`` (an in-process backend needs no connection)."""
+
+    def watch_topics(  # noqa: B027 - optional: only a shared backend needs to know
+        self, topics: Callable[[], Iterable[str]], counts: Callable[[], dict[str, int]]
+    ) -> None:
+        """Learn the hub's topics with local subscribers (to fill gaps for) and its counts (presence)."""
 
 
 def open_backend(url: str | None, *, history: int, history_age: float | None) -> Backend:
@@ -89,8 +141,7 @@ def open_backend(url: str | None, *, history: int, history_age: float | None) ->
             raise ImportError(
                 f"the broker URL {_shown(url)} needs redis-py: pip install 'graceful-sse[redis]'"
             ) from exc
-        backend: Backend = RedisBackend(url, history=history, history_age=history_age)
-        return backend
+        return RedisBackend(url, history=history, history_age=history_age)
     raise ValueError(
         f"unknown broker URL {_shown(url)}: use memory://, redis://, rediss://, unix:// or redis+sentinel://"
     )

@@ -7,14 +7,14 @@ from collections import OrderedDict
 
 from .._history import EventId, History, new_epoch
 from .._wire import Encoded
-from . import KEY_WINDOW, Deliver, Replay, Reset
+from . import KEY_WINDOW, Backend, Deliver, Replay, Reset, ResetReason
 
 MAX_KEYS = 100_000  # publish keys remembered at once; the oldest go first
 
 __all__ = ["MemoryBackend"]
 
 
-class MemoryBackend:
+class MemoryBackend(Backend):
     """Ids ``<epoch>-<seq>`` (``epoch``: this process's start, so never reused after a restart)."""
 
     def __init__(self, url: str = "memory://", *, history: int, history_age: float | None) -> None:
@@ -77,9 +77,9 @@ class MemoryBackend:
 
     def replay_now(self, topics: tuple[str, ...], last: EventId) -> Replay:
         if last.epoch != self._epoch or last.seq > self._seq:
-            return "unknown"  # another process's id (a memory history dies with it), or made up
+            return ResetReason.UNKNOWN  # another process's id (a memory history dies with it), or made up
         if not self.history and last.seq < self._seq:
-            return "no-history"
+            return ResetReason.NO_HISTORY
         missed: list[tuple[EventId, Encoded]] = []
         for topic in topics:
             history = self._histories.get(topic)
@@ -87,13 +87,10 @@ class MemoryBackend:
                 continue  # nothing was ever published to this topic
             since = history.since(last)
             if since is None:
-                return "too-old"
+                return ResetReason.TOO_OLD
             missed.extend(since)
         missed.sort(key=lambda pair: pair[0])
         return missed
 
     async def replay(self, topics: tuple[str, ...], last: EventId) -> Replay:
         return self.replay_now(topics, last)
-
-    async def presence(self, local: dict[str, int]) -> dict[str, int]:
-        return dict(local)

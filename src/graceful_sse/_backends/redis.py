@@ -32,7 +32,18 @@ from redis.exceptions import ReadOnlyError, RedisError
 from .._history import EventId
 from .._logs import logger
 from .._wire import Encoded
-from . import KEY_WINDOW, BackendUnavailable, Deliver, NotPublished, OutcomeUnknown, Replay, Reset, _shown
+from . import (
+    KEY_WINDOW,
+    Backend,
+    BackendUnavailable,
+    Deliver,
+    NotPublished,
+    OutcomeUnknown,
+    Replay,
+    Reset,
+    ResetReason,
+    _shown,
+)
 
 __all__ = ["RedisBackend"]
 
@@ -74,7 +85,7 @@ return id
 """
 
 
-class RedisBackend:
+class RedisBackend(Backend):
     """``redis://host:port/db``, ``rediss://…`` or ``unix:///path``; ``?prefix=`` names the keys
     (default ``sse``), so that several apps can share one Redis."""
 
@@ -281,7 +292,7 @@ class RedisBackend:
                 len(lost),
             )
             assert self._reset is not None
-            self._reset(lost, "lost")
+            self._reset(lost, ResetReason.LOST)
         assert self._deliver is not None
         for topic, event_id, chunk in entries:
             self._last = event_id
@@ -292,22 +303,22 @@ class RedisBackend:
 
     def replay_now(self, topics: tuple[str, ...], last: EventId) -> Replay | None:
         if last.epoch != self._epoch and self._epoch:
-            return "unknown"
+            return ResetReason.UNKNOWN
         return None  # read from Redis
 
     async def replay(self, topics: tuple[str, ...], last: EventId) -> Replay:
         try:
             epoch, seq = await self._position()
             if last.epoch != epoch or last.seq > seq:
-                return "unknown"
+                return ResetReason.UNKNOWN
             if not self.history and last.seq < seq:
-                return "no-history"
+                return ResetReason.NO_HISTORY
             entries, lost = await self._read_streams(topics, last, None)
         except (RedisError, OSError) as exc:
             self._went_down(exc)
             raise BackendUnavailable(f"Redis at {_shown(self.url)} is unavailable: {_reason(exc)}") from exc
         if lost:
-            return "too-old"
+            return ResetReason.TOO_OLD
         return [(event_id, chunk) for _, event_id, chunk in entries]
 
     async def _read_streams(
