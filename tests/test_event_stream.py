@@ -28,27 +28,26 @@ def names(client: Client) -> list[str]:
     return [e.type for e in client.parser.events if e.type != "sse-status"]
 
 
-def test_opens_with_retry_and_a_comment_and_sse_headers() -> None:
-    async def main() -> None:
-        lc, client = lifecycle(), Client()
-        async with lc.lifespan():
-            task = serve(EventStream(_forever(), retry=2500, lifecycle=lc), client)
-            await client.opened.wait()
-            await asyncio.sleep(0.01)
-            assert client.status == 200
-            assert client.headers["content-type"] == "text/event-stream; charset=utf-8"
-            assert client.headers["cache-control"] == "no-cache"
-            assert client.headers["x-accel-buffering"] == "no"
-            assert client.messages[1]["body"].startswith(b": connected\nretry: 2500\n\n")
-            assert client.parser.retry == 2500
-            assert [e.data for e in client.parser.events if e.type == "message"] == ["<p>hello</p>"]
-            client.left.set()
-            await task
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_opens_with_retry_and_a_comment_and_sse_headers() -> None:
+    lc, client = lifecycle(), Client()
+    async with lc.lifespan():
+        task = serve(EventStream(_forever(), retry=2500, lifecycle=lc), client)
+        await client.opened.wait()
+        await asyncio.sleep(0.01)
+        assert client.status == 200
+        assert client.headers["content-type"] == "text/event-stream; charset=utf-8"
+        assert client.headers["cache-control"] == "no-cache"
+        assert client.headers["x-accel-buffering"] == "no"
+        assert client.messages[1]["body"].startswith(b": connected\nretry: 2500\n\n")
+        assert client.parser.retry == 2500
+        assert [e.data for e in client.parser.events if e.type == "message"] == ["<p>hello</p>"]
+        client.left.set()
+        await task
 
 
-def test_accepts_what_fasthtml_generators_yield_sync_or_async() -> None:
+@pytest.mark.anyio
+async def test_accepts_what_fasthtml_generators_yield_sync_or_async() -> None:
     def sync_items() -> Iterator[object]:
         yield sse_message(P("a"), event="one")
         yield P("b")
@@ -68,83 +67,76 @@ def test_accepts_what_fasthtml_generators_yield_sync_or_async() -> None:
         ]
         assert client.ended, "a generator that finishes ends the response cleanly"
 
-    asyncio.run(main())
+    await main()
 
 
-def test_sends_heartbeats_while_idle() -> None:
-    async def main() -> None:
-        lc, client = lifecycle(), Client()
-        async with lc.lifespan():
-            task = serve(EventStream(_forever(), heartbeat=0.05, lifecycle=lc), client)
-            await asyncio.sleep(0.28)
-            client.left.set()
-            await task
-        assert 4 <= client.parser.comments.count(" heartbeat") <= 6
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_sends_heartbeats_while_idle() -> None:
+    lc, client = lifecycle(), Client()
+    async with lc.lifespan():
+        task = serve(EventStream(_forever(), heartbeat=0.05, lifecycle=lc), client)
+        await asyncio.sleep(0.28)
+        client.left.set()
+        await task
+    assert 4 <= client.parser.comments.count(" heartbeat") <= 6
 
 
-def test_a_client_that_leaves_closes_the_generator_and_frees_the_stream() -> None:
-    async def main() -> None:
-        lc, client, closed = lifecycle(), Client(), []
-        async with lc.lifespan():
-            task = serve(EventStream(_forever(closed), lifecycle=lc), client)
-            await client.opened.wait()
-            assert lc.open_streams == 1
-            client.left.set()
-            await asyncio.wait_for(task, 1)
-            assert closed == ["closed"] and lc.open_streams == 0
-            assert not client.ended, "nothing more is written to a client that left"
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_client_that_leaves_closes_the_generator_and_frees_the_stream() -> None:
+    lc, client, closed = lifecycle(), Client(), []
+    async with lc.lifespan():
+        task = serve(EventStream(_forever(closed), lifecycle=lc), client)
+        await client.opened.wait()
+        assert lc.open_streams == 1
+        client.left.set()
+        await asyncio.wait_for(task, 1)
+        assert closed == ["closed"] and lc.open_streams == 0
+        assert not client.ended, "nothing more is written to a client that left"
 
 
 @pytest.mark.parametrize("kind,name", [("stop", "shutdown"), ("restart", "restart")])
-def test_shutdown_writes_the_farewell_in_the_same_response_and_ends_it(kind: str, name: str) -> None:
-    async def main() -> None:
-        lc, client, closed = lifecycle(), Client(), []
-        async with lc.lifespan():
-            task = serve(EventStream(_forever(closed), lifecycle=lc), client)
-            await client.got("message")
-            report = await lc.shutdown(kind)  # type: ignore[arg-type]
-            await task
-        assert names(client) == ["message", name]
-        assert client.ended and closed == ["closed"]
-        assert (report.told, report.took) == (1, 1)
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_shutdown_writes_the_farewell_in_the_same_response_and_ends_it(kind: str, name: str) -> None:
+    lc, client, closed = lifecycle(), Client(), []
+    async with lc.lifespan():
+        task = serve(EventStream(_forever(closed), lifecycle=lc), client)
+        await client.got("message")
+        report = await lc.shutdown(kind)  # type: ignore[arg-type]
+        await task
+    assert names(client) == ["message", name]
+    assert client.ended and closed == ["closed"]
+    assert (report.told, report.took) == (1, 1)
 
 
-def test_a_stream_opened_during_the_drain_gets_the_farewell_at_once_with_status_200() -> None:
-    async def main() -> None:
-        lc, client, closed = lifecycle(), Client(), []
-        async with lc.lifespan():
-            await lc.shutdown("stop")
-            await asyncio.wait_for(serve(EventStream(_forever(closed), lifecycle=lc), client), 1)
-        assert client.status == 200, "htmx's extension would retry after a 204"
-        assert names(client) == ["shutdown"]
-        assert client.parser.retry is not None and client.parser.comments == [" connected"]
-        assert client.ended and closed == [], "the generator never started"
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_stream_opened_during_the_drain_gets_the_farewell_at_once_with_status_200() -> None:
+    lc, client, closed = lifecycle(), Client(), []
+    async with lc.lifespan():
+        await lc.shutdown("stop")
+        await asyncio.wait_for(serve(EventStream(_forever(closed), lifecycle=lc), client), 1)
+    assert client.status == 200, "htmx's extension would retry after a 204"
+    assert names(client) == ["shutdown"]
+    assert client.parser.retry is not None and client.parser.comments == [" connected"]
+    assert client.ended and closed == [], "the generator never started"
 
 
-def test_a_client_that_never_reads_cannot_hold_the_drain() -> None:
-    async def main() -> None:
-        lc, reader, stuck = lifecycle(drain_timeout=0.3), Client(), Client()
-        async with lc.lifespan():
-            tasks = [serve(EventStream(_forever(), lifecycle=lc), c) for c in (reader, stuck)]
-            await reader.opened.wait()
-            stuck.stuck = True
-            report = await lc.shutdown("stop")
-            await asyncio.wait_for(asyncio.gather(*tasks), 1)
-        assert (report.took, report.missed) == (1, 1)
-        assert 0.25 < report.seconds < 0.6
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_client_that_never_reads_cannot_hold_the_drain() -> None:
+    lc, reader, stuck = lifecycle(drain_timeout=0.3), Client(), Client()
+    async with lc.lifespan():
+        tasks = [serve(EventStream(_forever(), lifecycle=lc), c) for c in (reader, stuck)]
+        await reader.opened.wait()
+        stuck.stuck = True
+        report = await lc.shutdown("stop")
+        await asyncio.wait_for(asyncio.gather(*tasks), 1)
+    assert (report.took, report.missed) == (1, 1)
+    assert 0.25 < report.seconds < 0.6
 
 
-def test_a_failing_generator_ends_its_stream_with_an_error_event(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.anyio
+async def test_a_failing_generator_ends_its_stream_with_an_error_event(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async def broken() -> AsyncIterator[str]:
         yield "data: fine\n\n"
         raise RuntimeError("boom")
@@ -157,97 +149,88 @@ def test_a_failing_generator_ends_its_stream_with_an_error_event(caplog: pytest.
         assert client.ended
 
     with caplog.at_level(logging.ERROR, logger="graceful_sse"):
-        asyncio.run(main())
+        await main()
     assert "generator failed" in caplog.text and "boom" in caplog.text
 
 
-def test_a_plain_event_stream_finds_the_apps_lifecycle_or_makes_one() -> None:
-    async def main() -> None:
-        app, client = App(), Client()
-        lc = lifecycle()
-        lc.attach(app)
-        async with lc.lifespan():
-            task = serve(EventStream(_forever()), client, app=app)
-            await client.opened.wait()
-            assert lc.open_streams == 1
-            await lc.shutdown("stop")
-            await task
-
-        other = App()
-        task = serve(EventStream(_forever()), Client(), app=other)
-        await asyncio.sleep(0.05)
-        assert isinstance(other.state.graceful_sse, Lifecycle)
-        assert other.state.graceful_sse.open_streams == 1
-        await other.state.graceful_sse.shutdown("stop")
+@pytest.mark.anyio
+async def test_a_plain_event_stream_finds_the_apps_lifecycle_or_makes_one() -> None:
+    app, client = App(), Client()
+    lc = lifecycle()
+    lc.attach(app)
+    async with lc.lifespan():
+        task = serve(EventStream(_forever()), client, app=app)
+        await client.opened.wait()
+        assert lc.open_streams == 1
+        await lc.shutdown("stop")
         await task
-        await other.state.graceful_sse.close()
 
-    asyncio.run(main())
-
-
-def test_an_event_stream_outside_an_app_says_how_to_give_it_a_lifecycle() -> None:
-    async def main() -> None:
-        response = EventStream(_forever())
-        with pytest.raises(RuntimeError, match=r"lifecycle=\.\.\."):
-            await response({"type": "http", "app": None}, Client().receive, Client().send)
-
-    asyncio.run(main())
+    other = App()
+    task = serve(EventStream(_forever()), Client(), app=other)
+    await asyncio.sleep(0.05)
+    assert isinstance(other.state.graceful_sse, Lifecycle)
+    assert other.state.graceful_sse.open_streams == 1
+    await other.state.graceful_sse.shutdown("stop")
+    await task
+    await other.state.graceful_sse.close()
 
 
-def test_a_hub_subscription_brings_the_hubs_lifecycle() -> None:
-    async def main() -> None:
-        hub, client = Hub(lifecycle=lifecycle()), Client()
-        async with hub.lifespan():
-            task = serve(EventStream(hub.subscribe("news")), client)
-            await client.opened.wait()
-            await asyncio.sleep(0.01)
-            assert hub.connections("news") == 1 and hub.lifecycle.open_streams == 1
-            await hub.publish("news", P("extra"))
-            await asyncio.sleep(0.01)
-            await hub.lifecycle.shutdown("restart")
-            await task
-        assert names(client) == ["message", "restart"]
-        assert hub.connections() == 0
+@pytest.mark.anyio
+async def test_an_event_stream_outside_an_app_says_how_to_give_it_a_lifecycle() -> None:
+    response = EventStream(_forever())
+    with pytest.raises(RuntimeError, match=r"lifecycle=\.\.\."):
+        await response({"type": "http", "app": None}, Client().receive, Client().send)
 
-    asyncio.run(main())
+
+@pytest.mark.anyio
+async def test_a_hub_subscription_brings_the_hubs_lifecycle() -> None:
+    hub, client = Hub(lifecycle=lifecycle()), Client()
+    async with hub.lifespan():
+        task = serve(EventStream(hub.subscribe("news")), client)
+        await client.opened.wait()
+        await asyncio.sleep(0.01)
+        assert hub.connections("news") == 1 and hub.lifecycle.open_streams == 1
+        await hub.publish("news", P("extra"))
+        await asyncio.sleep(0.01)
+        await hub.lifecycle.shutdown("restart")
+        await task
+    assert names(client) == ["message", "restart"]
+    assert hub.connections() == 0
 
 
 @pytest.mark.parametrize("kind,state", [("stop", "stopped"), ("restart", "restarting")])
-def test_the_status_indicator_is_told_live_on_opening_and_how_it_ended(kind: str, state: str) -> None:
-    async def main() -> None:
-        lc, client = lifecycle(), Client()
-        async with lc.lifespan():
-            task = serve(EventStream(_forever(), lifecycle=lc, status="my-status"), client)
-            await client.got("message")
-            await lc.shutdown(kind)  # type: ignore[arg-type]
-            await task
-        statuses = [e.data for e in client.parser.events if e.type == "sse-status"]
-        assert len(statuses) == 2
-        assert 'id="my-status"' in statuses[0] and 'data-state="live"' in statuses[0]
-        assert f'data-state="{state}"' in statuses[1] and 'hx-swap-oob="true"' in statuses[1]
-        assert [e.type for e in client.parser.events][-2:] == [
-            "sse-status",
-            "shutdown" if kind == "stop" else "restart",
-        ]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_the_status_indicator_is_told_live_on_opening_and_how_it_ended(kind: str, state: str) -> None:
+    lc, client = lifecycle(), Client()
+    async with lc.lifespan():
+        task = serve(EventStream(_forever(), lifecycle=lc, status="my-status"), client)
+        await client.got("message")
+        await lc.shutdown(kind)  # type: ignore[arg-type]
+        await task
+    statuses = [e.data for e in client.parser.events if e.type == "sse-status"]
+    assert len(statuses) == 2
+    assert 'id="my-status"' in statuses[0] and 'data-state="live"' in statuses[0]
+    assert f'data-state="{state}"' in statuses[1] and 'hx-swap-oob="true"' in statuses[1]
+    assert [e.type for e in client.parser.events][-2:] == [
+        "sse-status",
+        "shutdown" if kind == "stop" else "restart",
+    ]
 
 
-def test_status_events_can_be_left_out() -> None:
-    async def main() -> None:
-        lc, client = lifecycle(), Client()
-        async with lc.lifespan():
-            task = serve(EventStream(_forever(), lifecycle=lc, status=None), client)
-            await client.got("message")
-            await lc.shutdown("stop")
-            await task
-        assert [e.type for e in client.parser.events] == ["message", "shutdown"]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_status_events_can_be_left_out() -> None:
+    lc, client = lifecycle(), Client()
+    async with lc.lifespan():
+        task = serve(EventStream(_forever(), lifecycle=lc, status=None), client)
+        await client.got("message")
+        await lc.shutdown("stop")
+        await task
+    assert [e.type for e in client.parser.events] == ["message", "shutdown"]
 
 
 @pytest.mark.parametrize("how", ["header", "query"])
-def test_a_returning_client_resumes_after_its_last_event_id(how: str) -> None:
+@pytest.mark.anyio
+async def test_a_returning_client_resumes_after_its_last_event_id(how: str) -> None:
     async def main() -> list[str]:
         hub, client = Hub(lifecycle=lifecycle()), Client()
         async with hub.lifespan():
@@ -264,18 +247,16 @@ def test_a_returning_client_resumes_after_its_last_event_id(how: str) -> None:
             await task
         return [e.data for e in client.parser.events if e.type == "message"]
 
-    assert asyncio.run(main()) == ["missed", "live"]
+    assert await main() == ["missed", "live"]
 
 
-def test_the_opening_gives_a_subscriber_an_id_to_resume_from() -> None:
-    async def main() -> None:
-        hub, client = Hub(lifecycle=lifecycle()), Client()
-        async with hub.lifespan():
-            hub.publish_nowait("t", "before")
-            task = serve(EventStream(hub.subscribe("t")), client)
-            await client.opened.wait()
-            assert client.parser.last_event_id == hub.last_id
-            client.left.set()
-            await task
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_the_opening_gives_a_subscriber_an_id_to_resume_from() -> None:
+    hub, client = Hub(lifecycle=lifecycle()), Client()
+    async with hub.lifespan():
+        hub.publish_nowait("t", "before")
+        task = serve(EventStream(hub.subscribe("t")), client)
+        await client.opened.wait()
+        assert client.parser.last_event_id == hub.last_id
+        client.left.set()
+        await task

@@ -10,8 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graceful_sse import Event, Hub, Subscription, TopicPolicy
-from graceful_sse._history import EventId
+from graceful_sse import Event, EventId, Hub, Subscription, TopicPolicy
 from graceful_sse._logs import Summary
 
 from asgi import lifecycle
@@ -29,81 +28,71 @@ async def _drain(sub) -> list[bytes]:  # type: ignore[no-untyped-def]
     return out
 
 
-def test_subscribers_get_only_their_topics_in_order() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        news, both = aiter(hub.subscribe("news")), aiter(hub.subscribe("news", "chat"))
-        ids = [
-            await hub.publish("news", "n1"),
-            await hub.publish("chat", "c1", event="chat"),
-            await hub.publish("sport", "s1"),
-            await hub.publish("news", Event(data="n2", event="message")),
-        ]
-        assert ids == sorted(ids, key=EventId.parse) and len(set(ids)) == 4 and ids[-1] == hub.last_id
-        assert _events(await _drain(news)) == [("message", "n1"), ("message", "n2")]
-        assert _events(await _drain(both)) == [("message", "n1"), ("chat", "c1"), ("message", "n2")]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_subscribers_get_only_their_topics_in_order() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    news, both = aiter(hub.subscribe("news")), aiter(hub.subscribe("news", "chat"))
+    ids = [
+        await hub.publish("news", "n1"),
+        await hub.publish("chat", "c1", event="chat"),
+        await hub.publish("sport", "s1"),
+        await hub.publish("news", Event(data="n2", event="message")),
+    ]
+    assert ids == sorted(ids, key=EventId.parse) and len(set(ids)) == 4 and ids[-1] == hub.last_id
+    assert _events(await _drain(news)) == [("message", "n1"), ("message", "n2")]
+    assert _events(await _drain(both)) == [("message", "n1"), ("chat", "c1"), ("message", "n2")]
 
 
-def test_a_subscription_counts_only_while_it_is_iterated() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        sub = hub.subscribe("a", "b", "a")
-        assert sub.topics == ("a", "b") and hub.connections() == 0
-        aiter(sub)
-        assert (hub.connections(), hub.connections("a"), hub.connections("b")) == (1, 1, 1)
-        async with hub.subscribe("a"):
-            assert (hub.connections(), hub.connections("a")) == (2, 2)
-        await sub.aclose()
-        assert (hub.connections(), hub.connections("a")) == (0, 0)
-        await hub.publish("a", "x")
-        assert hub.metrics()["events_delivered"] == 0
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_subscription_counts_only_while_it_is_iterated() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    sub = hub.subscribe("a", "b", "a")
+    assert sub.topics == ("a", "b") and hub.connections() == 0
+    aiter(sub)
+    assert (hub.connections(), hub.connections("a"), hub.connections("b")) == (1, 1, 1)
+    async with hub.subscribe("a"):
+        assert (hub.connections(), hub.connections("a")) == (2, 2)
+    await sub.aclose()
+    assert (hub.connections(), hub.connections("a")) == (0, 0)
+    await hub.publish("a", "x")
+    assert hub.metrics()["events_delivered"] == 0
 
 
-def test_a_slow_subscriber_loses_the_oldest_events_and_is_told_how_many() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle(), maxsize=3)
-        slow = aiter(hub.subscribe("t"))
-        for i in range(10):
-            hub.publish_nowait("t", str(i))
-        assert slow.pending == 3
-        events = _events(await _drain(slow))
-        assert events[0] == ("missed", json.dumps({"count": 7}, separators=(",", ":")))
-        assert events[1:] == [("message", "7"), ("message", "8"), ("message", "9")]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_slow_subscriber_loses_the_oldest_events_and_is_told_how_many() -> None:
+    hub = Hub(lifecycle=lifecycle(), maxsize=3)
+    slow = aiter(hub.subscribe("t"))
+    for i in range(10):
+        hub.publish_nowait("t", str(i))
+    assert slow.pending == 3
+    events = _events(await _drain(slow))
+    assert events[0] == ("missed", json.dumps({"count": 7}, separators=(",", ":")))
+    assert events[1:] == [("message", "7"), ("message", "8"), ("message", "9")]
 
 
-def test_publishing_encodes_once_and_shares_the_bytes() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        subs = [aiter(hub.subscribe("t")) for _ in range(3)]
-        await hub.publish("t", {"x": 1})
-        chunks = [await s.__anext__() for s in subs]
-        assert chunks[0] is chunks[1] is chunks[2]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_publishing_encodes_once_and_shares_the_bytes() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    subs = [aiter(hub.subscribe("t")) for _ in range(3)]
+    await hub.publish("t", {"x": 1})
+    chunks = [await s.__anext__() for s in subs]
+    assert chunks[0] is chunks[1] is chunks[2]
 
 
-def test_a_waiting_subscriber_wakes_on_publish_and_ends_on_close() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        sub = hub.subscribe("t")
-        waiting = asyncio.create_task(anext(aiter(sub)))
-        await asyncio.sleep(0.01)
-        assert not waiting.done()
-        await hub.publish("t", "hi")
-        assert _events([await waiting]) == [("message", "hi")]
-        ending = asyncio.create_task(anext(sub))
-        await asyncio.sleep(0.01)
-        sub.close()
-        with pytest.raises(StopAsyncIteration):
-            await ending
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_waiting_subscriber_wakes_on_publish_and_ends_on_close() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    sub = hub.subscribe("t")
+    waiting = asyncio.create_task(anext(aiter(sub)))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    await hub.publish("t", "hi")
+    assert _events([await waiting]) == [("message", "hi")]
+    ending = asyncio.create_task(anext(sub))
+    await asyncio.sleep(0.01)
+    sub.close()
+    with pytest.raises(StopAsyncIteration):
+        await ending
 
 
 @pytest.mark.parametrize("bad", ["", None, 3])
@@ -186,36 +175,32 @@ def test_ids_are_unique_ordered_and_not_reused_by_a_restarted_process() -> None:
     assert EventId.parse(restarted.last_id) > ids[-1]  # type: ignore[operator]
 
 
-def test_a_returning_client_gets_exactly_what_it_missed_then_live_events() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        first = aiter(hub.subscribe("t"))
-        for i in range(3):
-            hub.publish_nowait("t", f"before {i}")
-        seen = await _drain(first)
-        last = _ids(seen)[-1]
-        await first.aclose()
-        for i in range(3):
-            hub.publish_nowait("t", f"missed {i}")
-        back = aiter(hub.subscribe("t").resume(last))
-        hub.publish_nowait("t", "live")
-        data = [d for _, d in _events(await _drain(back))]
-        assert data == ["missed 0", "missed 1", "missed 2", "live"]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_returning_client_gets_exactly_what_it_missed_then_live_events() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    first = aiter(hub.subscribe("t"))
+    for i in range(3):
+        hub.publish_nowait("t", f"before {i}")
+    seen = await _drain(first)
+    last = _ids(seen)[-1]
+    await first.aclose()
+    for i in range(3):
+        hub.publish_nowait("t", f"missed {i}")
+    back = aiter(hub.subscribe("t").resume(last))
+    hub.publish_nowait("t", "live")
+    data = [d for _, d in _events(await _drain(back))]
+    assert data == ["missed 0", "missed 1", "missed 2", "live"]
 
 
-def test_replay_over_several_topics_keeps_publish_order() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        hub.publish_nowait("a", "0")
-        start = hub.last_id
-        for i, topic in enumerate("abcab", start=1):
-            hub.publish_nowait(topic, str(i))
-        back = aiter(hub.subscribe("a", "b").resume(start))
-        assert [d for _, d in _events(await _drain(back))] == ["1", "2", "4", "5"]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_replay_over_several_topics_keeps_publish_order() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    hub.publish_nowait("a", "0")
+    start = hub.last_id
+    for i, topic in enumerate("abcab", start=1):
+        hub.publish_nowait(topic, str(i))
+    back = aiter(hub.subscribe("a", "b").resume(start))
+    assert [d for _, d in _events(await _drain(back))] == ["1", "2", "4", "5"]
 
 
 @pytest.mark.parametrize(
@@ -230,24 +215,25 @@ def test_replay_over_several_topics_keeps_publish_order() -> None:
         ("{epoch}-1", "too-old"),  # trimmed from a history of 2
     ],
 )
-def test_an_id_the_history_cannot_serve_gets_a_reset_then_live_events(last_id: str, reason: str) -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle(), history=2)
-        for i in range(5):
-            hub.publish_nowait("t", str(i))
-        epoch = hub.last_id.split("-")[0]
-        back = aiter(hub.subscribe("t").resume(last_id.format(epoch=epoch)))
-        hub.publish_nowait("t", "live")
-        events = _events(await _drain(back))
-        assert events == [
-            ("reset", json.dumps({"reason": reason}, separators=(",", ":"))),
-            ("message", "live"),
-        ]
+@pytest.mark.anyio
+async def test_an_id_the_history_cannot_serve_gets_a_reset_then_live_events(
+    last_id: str, reason: str
+) -> None:
+    hub = Hub(lifecycle=lifecycle(), history=2)
+    for i in range(5):
+        hub.publish_nowait("t", str(i))
+    epoch = hub.last_id.split("-")[0]
+    back = aiter(hub.subscribe("t").resume(last_id.format(epoch=epoch)))
+    hub.publish_nowait("t", "live")
+    events = _events(await _drain(back))
+    assert events == [
+        ("reset", json.dumps({"reason": reason}, separators=(",", ":"))),
+        ("message", "live"),
+    ]
 
-    asyncio.run(main())
 
-
-def test_clients_cannot_make_the_log_grow_with_unusable_ids(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.anyio
+async def test_clients_cannot_make_the_log_grow_with_unusable_ids(caplog: pytest.LogCaptureFixture) -> None:
     """2,000 clients back with ids the hub cannot place: each gets its reset, the log one line."""
 
     async def main() -> None:
@@ -257,12 +243,13 @@ def test_clients_cannot_make_the_log_grow_with_unusable_ids(caplog: pytest.LogCa
             assert [t for t, _ in _events(await _drain(back))] == ["reset"]
 
     with caplog.at_level("INFO", logger="graceful_sse"):
-        asyncio.run(main())
+        await main()
     lines = [r.getMessage() for r in caplog.records if "Last-Event-ID" in r.getMessage()]
     assert len(lines) == 1, lines[:3]
 
 
-def test_a_summary_counts_what_it_held_back_by_kind(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.anyio
+async def test_a_summary_counts_what_it_held_back_by_kind(caplog: pytest.LogCaptureFixture) -> None:
     async def main() -> None:
         summary = Summary("unusable ids", interval=0.2)
         for i in range(30):
@@ -271,7 +258,7 @@ def test_a_summary_counts_what_it_held_back_by_kind(caplog: pytest.LogCaptureFix
         summary.log("unknown", "graceful-sse: bad id %d", 99)
 
     with caplog.at_level("INFO", logger="graceful_sse"):
-        asyncio.run(main())
+        await main()
     assert [r.getMessage() for r in caplog.records] == [
         "graceful-sse: bad id 0",
         "graceful-sse: 29 more unusable ids in 0.2 s (not-ours: 20, unknown: 9)",
@@ -279,35 +266,31 @@ def test_a_summary_counts_what_it_held_back_by_kind(caplog: pytest.LogCaptureFix
     ]
 
 
-def test_a_key_publishes_at_most_once() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        sub = aiter(hub.subscribe("t"))
-        first = await hub.publish("t", "order #41", key="order-41")
-        assert await hub.publish("t", "order #41", key="order-41") == first  # a retry: the same id
-        assert hub.publish_nowait("t", "order #41", key="order-41") == first
-        await hub.publish("t", "order #43", key="order-43")
-        await hub.publish("t", "no key")
-        await hub.publish("t", "no key")
-        assert [d for _, d in _events(await _drain(sub))] == ["order #41", "order #43", "no key", "no key"]
-        for bad in ("", "k" * 201):
-            with pytest.raises(ValueError, match="publish key"):
-                await hub.publish("t", "x", key=bad)
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_key_publishes_at_most_once() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    sub = aiter(hub.subscribe("t"))
+    first = await hub.publish("t", "order #41", key="order-41")
+    assert await hub.publish("t", "order #41", key="order-41") == first  # a retry: the same id
+    assert hub.publish_nowait("t", "order #41", key="order-41") == first
+    await hub.publish("t", "order #43", key="order-43")
+    await hub.publish("t", "no key")
+    await hub.publish("t", "no key")
+    assert [d for _, d in _events(await _drain(sub))] == ["order #41", "order #43", "no key", "no key"]
+    for bad in ("", "k" * 201):
+        with pytest.raises(ValueError, match="publish key"):
+            await hub.publish("t", "x", key=bad)
 
 
-def test_history_is_trimmed_by_age() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle(), history_age=0.05)
-        hub.publish_nowait("t", "old")
-        start = hub.last_id
-        hub.publish_nowait("t", "older than the window soon")
-        await asyncio.sleep(0.1)
-        back = aiter(hub.subscribe("t").resume(start))
-        assert [t for t, _ in _events(await _drain(back))] == ["reset"]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_history_is_trimmed_by_age() -> None:
+    hub = Hub(lifecycle=lifecycle(), history_age=0.05)
+    hub.publish_nowait("t", "old")
+    start = hub.last_id
+    hub.publish_nowait("t", "older than the window soon")
+    await asyncio.sleep(0.1)
+    back = aiter(hub.subscribe("t").resume(start))
+    assert [t for t, _ in _events(await _drain(back))] == ["reset"]
 
 
 @settings(max_examples=100)
@@ -353,23 +336,21 @@ def test_a_subscription_knows_where_its_client_can_resume_from() -> None:
     assert lost.position == hub.last_id
 
 
-def test_the_restart_policy_ends_a_slow_subscriber_with_restart_advice_and_frees_its_queue() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle(restart_window=(2, 3)), maxsize=3, overflow="restart")
-        slow, fast = aiter(hub.subscribe("t")), aiter(hub.subscribe("t", maxsize=100, overflow="drop-oldest"))
-        for i in range(5):
-            await hub.publish("t", str(i))
-        assert slow.stats()["overflow"] == "restart" and slow.pending == 0
-        assert hub.connections("t") == 1  # the slow one left the hub at once
-        parsed = parse((await slow.__anext__()).decode())
-        assert [e.type for e in parsed.events] == ["restart"]
-        assert json.loads(parsed.events[0].data)["reason"] == "slow"
-        assert parsed.retry is not None and 2000 <= parsed.retry <= 3000
-        assert slow.finished
-        assert [d for _, d in _events(await _drain(fast))] == ["0", "1", "2", "3", "4"]
-        assert hub.metrics()["slow_client_restarts"] == 1
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_the_restart_policy_ends_a_slow_subscriber_with_restart_advice_and_frees_its_queue() -> None:
+    hub = Hub(lifecycle=lifecycle(restart_window=(2, 3)), maxsize=3, overflow="restart")
+    slow, fast = aiter(hub.subscribe("t")), aiter(hub.subscribe("t", maxsize=100, overflow="drop-oldest"))
+    for i in range(5):
+        await hub.publish("t", str(i))
+    assert slow.stats()["overflow"] == "restart" and slow.pending == 0
+    assert hub.connections("t") == 1  # the slow one left the hub at once
+    parsed = parse((await slow.__anext__()).decode())
+    assert [e.type for e in parsed.events] == ["restart"]
+    assert json.loads(parsed.events[0].data)["reason"] == "slow"
+    assert parsed.retry is not None and 2000 <= parsed.retry <= 3000
+    assert slow.finished
+    assert [d for _, d in _events(await _drain(fast))] == ["0", "1", "2", "3", "4"]
+    assert hub.metrics()["slow_client_restarts"] == 1
 
 
 def test_buffering_comes_from_the_subscription_then_its_topic_then_the_hub() -> None:
@@ -383,37 +364,36 @@ def test_buffering_comes_from_the_subscription_then_its_topic_then_the_hub() -> 
         TopicPolicy(maxsize=0)
 
 
-def test_connect_and_disconnect_hooks_see_each_subscription_sync_or_async() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        seen: list[tuple[str, tuple[str, ...]]] = []
+@pytest.mark.anyio
+async def test_connect_and_disconnect_hooks_see_each_subscription_sync_or_async() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    seen: list[tuple[str, tuple[str, ...]]] = []
 
-        @hub.on_connect
-        def joined(sub: Subscription) -> None:
-            seen.append(("in", sub.topics))
+    @hub.on_connect
+    def joined(sub: Subscription) -> None:
+        seen.append(("in", sub.topics))
 
-        @hub.on_disconnect
-        async def left(sub: Subscription) -> None:
-            seen.append(("out", sub.topics))
+    @hub.on_disconnect
+    async def left(sub: Subscription) -> None:
+        seen.append(("out", sub.topics))
 
-        @hub.on_connect
-        def broken(sub: Subscription) -> None:
-            raise RuntimeError("a hook's bug must not break the stream")
+    @hub.on_connect
+    def broken(sub: Subscription) -> None:
+        raise RuntimeError("a hook's bug must not break the stream")
 
-        sub = aiter(hub.subscribe("a", "b"))
-        await hub.publish("a", "x")
-        assert _events(await _drain(sub)) == [("message", "x")]
-        await sub.aclose()
-        await asyncio.sleep(0)
-        assert seen == [("in", ("a", "b")), ("out", ("a", "b"))]
-
-    asyncio.run(main())
+    sub = aiter(hub.subscribe("a", "b"))
+    await hub.publish("a", "x")
+    assert _events(await _drain(sub)) == [("message", "x")]
+    await sub.aclose()
+    await asyncio.sleep(0)
+    assert seen == [("in", ("a", "b")), ("out", ("a", "b"))]
 
 
-def test_metrics_count_what_happened_as_a_dict_and_for_prometheus() -> None:
+@pytest.mark.anyio
+async def test_metrics_count_what_happened_as_a_dict_and_for_prometheus() -> None:
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from graceful_sse._metrics import register_prometheus
+    from graceful_sse import register_prometheus
 
     async def main() -> None:
         hub = Hub(lifecycle=lifecycle(), maxsize=1)
@@ -432,34 +412,30 @@ def test_metrics_count_what_happened_as_a_dict_and_for_prometheus() -> None:
         assert 'graceful_sse_topic_connections{topic="t"} 1.0' in text
         assert hub.streams() == [sub.stats()] and sub.stats()["dropped"] == 2
 
-    asyncio.run(main())
+    await main()
 
 
-def test_a_last_event_id_ahead_of_this_process_gets_no_event_twice() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        first = await hub.publish("t", "a")
-        await hub.publish("t", "b")
-        sub = aiter(hub.subscribe("t").resume(first))
-        hub.publish_nowait("t", "c")
-        assert [d for _, d in _events(await _drain(sub))] == ["b", "c"]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_last_event_id_ahead_of_this_process_gets_no_event_twice() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    first = await hub.publish("t", "a")
+    await hub.publish("t", "b")
+    sub = aiter(hub.subscribe("t").resume(first))
+    hub.publish_nowait("t", "c")
+    assert [d for _, d in _events(await _drain(sub))] == ["b", "c"]
 
 
-def test_an_event_over_the_size_limit_is_refused_at_the_publisher_and_reaches_nobody() -> None:
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle(), max_event_bytes=100)
-        sub = aiter(hub.subscribe("t"))
-        with pytest.raises(ValueError, match="over the hub's max_event_bytes"):
-            await hub.publish("t", "x" * 200)
-        with pytest.raises(ValueError, match="over the hub's max_event_bytes"):
-            hub.publish_nowait("t", "x" * 200)
-        await hub.publish("t", "small")
-        assert _events(await _drain(sub)) == [("message", "small")]
-        assert Hub(lifecycle=lifecycle(), max_event_bytes=None).max_event_bytes is None
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_an_event_over_the_size_limit_is_refused_at_the_publisher_and_reaches_nobody() -> None:
+    hub = Hub(lifecycle=lifecycle(), max_event_bytes=100)
+    sub = aiter(hub.subscribe("t"))
+    with pytest.raises(ValueError, match="over the hub's max_event_bytes"):
+        await hub.publish("t", "x" * 200)
+    with pytest.raises(ValueError, match="over the hub's max_event_bytes"):
+        hub.publish_nowait("t", "x" * 200)
+    await hub.publish("t", "small")
+    assert _events(await _drain(sub)) == [("message", "small")]
+    assert Hub(lifecycle=lifecycle(), max_event_bytes=None).max_event_bytes is None
 
 
 @pytest.mark.parametrize("topic", ["", "a\nb", "a\rb", "nul\x00", "x" * 201, 5])

@@ -7,15 +7,14 @@ import json
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from types import FrameType
 from typing import Any
 
 import pytest
 
-from graceful_sse import Lifecycle, ShutdownReport, _exit_guard
+from graceful_sse import Lifecycle, _exit_guard
+from graceful_sse._drain import Outcome, StreamHandle
 from graceful_sse._exit_guard import ExitGuard
-from graceful_sse._lifecycle import Outcome, StreamHandle
 from graceful_sse._run import HANDOFF
 
 from asgi import lifecycle
@@ -79,109 +78,100 @@ def test_extra_farewell_events_come_before_the_closing_one() -> None:
     assert [e.type for e in parse(lc.farewell("stop").decode()).events] == ["message", "shutdown"]
 
 
-def test_the_drain_report_counts_what_each_stream_did() -> None:
-    async def main() -> None:
-        lc = lifecycle(drain_timeout=0.3)
-        async with lc.lifespan():
-            took, gone = lc.open_stream(), lc.open_stream()
-            stuck = lc.open_stream(StreamHandle("GET /updates from 10.0.0.7:5000"))
-            shutdown = asyncio.create_task(lc.shutdown("restart"))
-            await asyncio.sleep(0)
-            assert lc.draining and took.kind == gone.kind == stuck.kind == "restart"
-            late = lc.open_stream()
-            assert late.kind == "restart", "a stream opened during the drain is told at once"
-            lc.close_stream(took, Outcome.TOOK)
-            lc.close_stream(gone, Outcome.GONE)
-            lc.close_stream(late, Outcome.TOOK)
-            report = await shutdown
-        assert (report.kind, report.cause, report.told) == ("restart", "explicit call", 3)
-        assert (report.took, report.gone, report.missed, report.late) == (1, 1, 1, 1)
-        assert report.cut == ("GET /updates from 10.0.0.7:5000 (did not take the farewell within the bound)",)
-        assert 0.25 < report.seconds < 1.0
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_the_drain_report_counts_what_each_stream_did() -> None:
+    lc = lifecycle(drain_timeout=0.3)
+    async with lc.lifespan():
+        took, gone = lc.open_stream(), lc.open_stream()
+        stuck = lc.open_stream(StreamHandle("GET /updates from 10.0.0.7:5000"))
+        shutdown = asyncio.create_task(lc.shutdown("restart"))
+        await asyncio.sleep(0)
+        assert lc.draining and took.kind == gone.kind == stuck.kind == "restart"
+        late = lc.open_stream()
+        assert late.kind == "restart", "a stream opened during the drain is told at once"
+        lc.close_stream(took, Outcome.TOOK)
+        lc.close_stream(gone, Outcome.GONE)
+        lc.close_stream(late, Outcome.TOOK)
+        report = await shutdown
+    assert (report.kind, report.cause, report.told) == ("restart", "explicit call", 3)
+    assert (report.took, report.gone, report.missed, report.late) == (1, 1, 1, 1)
+    assert report.cut == ("GET /updates from 10.0.0.7:5000 (did not take the farewell within the bound)",)
+    assert 0.25 < report.seconds < 1.0
 
 
-def test_the_drain_log_line_names_the_streams_it_closed_and_why() -> None:
-    async def main() -> ShutdownReport:
-        lc = lifecycle(drain_timeout=5)
-        async with lc.lifespan():
-            handles = [lc.open_stream(StreamHandle(f"GET /s{i} from 10.0.0.{i}:80")) for i in range(7)]
-            shutdown = asyncio.create_task(lc.shutdown("stop"))
-            await asyncio.sleep(0)
-            outcomes = [Outcome.NOT_READING, Outcome.DROPPED] + [Outcome.TOO_SLOW] * 5
-            for handle, outcome in zip(handles, outcomes, strict=True):
-                lc.close_stream(handle, outcome)
-            return await shutdown
+@pytest.mark.anyio
+async def test_the_drain_log_line_names_the_streams_it_closed_and_why() -> None:
+    lc = lifecycle(drain_timeout=5)
+    async with lc.lifespan():
+        handles = [lc.open_stream(StreamHandle(f"GET /s{i} from 10.0.0.{i}:80")) for i in range(7)]
+        shutdown = asyncio.create_task(lc.shutdown("stop"))
+        await asyncio.sleep(0)
+        outcomes = [Outcome.NOT_READING, Outcome.DROPPED] + [Outcome.TOO_SLOW] * 5
+        for handle, outcome in zip(handles, outcomes, strict=True):
+            lc.close_stream(handle, outcome)
+        line = (await shutdown).describe()
 
-    line = asyncio.run(main()).describe()
     assert "0 of 7 stream(s) took the notice, 0 had gone, 7 did not take it" in line
     assert "GET /s0 from 10.0.0.0:80 (took no data for send_timeout); GET /s1" in line
     assert "GET /s1 from 10.0.0.1:80 (dropped by the server); GET /s2" in line
     assert line.endswith("; and 2 more")
 
-    asyncio.run(main())
 
-
-def test_reopen_accepts_streams_normally_again() -> None:
-    async def main() -> None:
-        lc = lifecycle()
-        async with lc.lifespan():
-            report = await lc.shutdown("stop")
-            assert report.told == 0 and lc.draining
-            lc.reopen()
-            assert not lc.draining and lc.open_stream().kind is None
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_reopen_accepts_streams_normally_again() -> None:
+    lc = lifecycle()
+    async with lc.lifespan():
+        report = await lc.shutdown("stop")
+        assert report.told == 0 and lc.draining
+        lc.reopen()
+        assert not lc.draining and lc.open_stream().kind is None
 
 
 @pytest.fixture
-def server_handler() -> Iterator[list[int]]:
+def server_handler() -> list[int]:
     """A server's own handler for SIGINT, SIGTERM and SIGQUIT: the signals it got."""
     calls: list[int] = []
 
     def handler(signum: int, frame: FrameType | None) -> None:
         calls.append(signum)
 
-    before = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT)}
-    yield calls
-    for sig, previous in before.items():
-        signal.signal(sig, previous)
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGQUIT):
+        signal.signal(sig, handler)  # put back by the restore_signals fixture
+    return calls
 
 
-def test_the_server_hears_of_a_signal_once_the_farewells_are_written(server_handler: list[int]) -> None:
-    async def main() -> None:
-        lc = lifecycle(restart_settle=0)
-        async with lc.lifespan():
-            handle = lc.open_stream()
-            signal.raise_signal(signal.SIGTERM)
-            await asyncio.sleep(0.05)
-            assert handle.kind == "restart" and server_handler == [], "told first"
-            lc.close_stream(handle, Outcome.TOOK)
-            await asyncio.sleep(0.01)
-            assert server_handler == [signal.SIGTERM]
-            assert lc.last_report is not None and lc.last_report.cause == "SIGTERM"
-        assert signal.getsignal(signal.SIGTERM) is not None
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_the_server_hears_of_a_signal_once_the_farewells_are_written(server_handler: list[int]) -> None:
+    lc = lifecycle(restart_settle=0)
+    async with lc.lifespan():
+        handle = lc.open_stream()
+        signal.raise_signal(signal.SIGTERM)
+        await asyncio.sleep(0.05)
+        assert handle.kind == "restart" and server_handler == [], "told first"
+        lc.close_stream(handle, Outcome.TOOK)
+        await asyncio.sleep(0.01)
+        assert server_handler == [signal.SIGTERM]
+        assert lc.last_report is not None and lc.last_report.cause == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is not None
 
 
-def test_a_farewell_that_is_not_taken_holds_the_signal_back_only_briefly(server_handler: list[int]) -> None:
-    async def main() -> None:
-        lc = lifecycle(restart_settle=0, drain_timeout=10)
-        async with lc.lifespan():
-            lc.open_stream()  # never closes
-            signal.raise_signal(signal.SIGINT)
-            await asyncio.sleep(HANDOFF - 0.3)
-            assert server_handler == []
-            await asyncio.sleep(0.6)
-            assert server_handler == [signal.SIGINT] and lc.last_report is None
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_farewell_that_is_not_taken_holds_the_signal_back_only_briefly(
+    server_handler: list[int],
+) -> None:
+    lc = lifecycle(restart_settle=0, drain_timeout=10)
+    async with lc.lifespan():
+        lc.open_stream()  # never closes
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.sleep(HANDOFF - 0.3)
+        assert server_handler == []
+        await asyncio.sleep(0.6)
+        assert server_handler == [signal.SIGINT] and lc.last_report is None
 
 
 @pytest.mark.parametrize("gap", [0.0, 0.2])
-def test_a_ctrl_c_handled_after_the_reloaders_sigterm_is_still_a_stop(
+@pytest.mark.anyio
+async def test_a_ctrl_c_handled_after_the_reloaders_sigterm_is_still_a_stop(
     gap: float, server_handler: list[int]
 ) -> None:
     """A terminal's Ctrl+C reaches a reload child as SIGINT, and its reloader's SIGTERM follows;
@@ -202,10 +192,11 @@ def test_a_ctrl_c_handled_after_the_reloaders_sigterm_is_still_a_stop(
             assert lc.last_report is not None and lc.last_report.kind == "stop"
             assert server_handler == [signal.SIGINT, signal.SIGTERM]
 
-    asyncio.run(main())
+    await main()
 
 
-def test_a_ctrl_c_after_gunicorns_sigquit_still_reaches_the_server(server_handler: list[int]) -> None:
+@pytest.mark.anyio
+async def test_a_ctrl_c_after_gunicorns_sigquit_still_reaches_the_server(server_handler: list[int]) -> None:
     """gunicorn's master turns a Ctrl+C into SIGQUIT for its workers, and the worker's own SIGINT
     can come second; uvicorn acts only on the SIGINT, so both reach the server, SIGINT first."""
 
@@ -224,24 +215,25 @@ def test_a_ctrl_c_after_gunicorns_sigquit_still_reaches_the_server(server_handle
             signal.raise_signal(signal.SIGTERM)  # after the drain: straight on
             assert server_handler == [signal.SIGINT, signal.SIGQUIT, signal.SIGTERM]
 
-    asyncio.run(main())
+    await main()
 
 
-def test_a_sigterm_alone_is_a_restart_after_the_settle_time(server_handler: list[int]) -> None:
-    async def main() -> None:
-        lc = lifecycle(restart_settle=0.3)
-        async with lc.lifespan():
-            handle = lc.open_stream()
-            signal.raise_signal(signal.SIGTERM)
-            await asyncio.sleep(0.15)
-            assert handle.kind is None, "a restart waits for a stop that may follow"
-            await asyncio.sleep(0.3)
-            assert handle.kind == "restart"
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_sigterm_alone_is_a_restart_after_the_settle_time(server_handler: list[int]) -> None:
+    lc = lifecycle(restart_settle=0.3)
+    async with lc.lifespan():
+        handle = lc.open_stream()
+        signal.raise_signal(signal.SIGTERM)
+        await asyncio.sleep(0.15)
+        assert handle.kind is None, "a restart waits for a stop that may follow"
+        await asyncio.sleep(0.3)
+        assert handle.kind == "restart"
 
 
-def test_a_second_ctrl_c_abandons_the_drain_and_reaches_the_server_twice(server_handler: list[int]) -> None:
+@pytest.mark.anyio
+async def test_a_second_ctrl_c_abandons_the_drain_and_reaches_the_server_twice(
+    server_handler: list[int],
+) -> None:
     abandoned: list[bool] = []
 
     class Writing(StreamHandle):
@@ -262,7 +254,7 @@ def test_a_second_ctrl_c_abandons_the_drain_and_reaches_the_server_twice(server_
             assert lc.last_report is not None and lc.last_report.missed == 1
             assert server_handler == [signal.SIGINT, signal.SIGINT], "uvicorn forces its exit"
 
-    asyncio.run(main())
+    await main()
 
 
 class FakeServer:
@@ -272,37 +264,34 @@ class FakeServer:
     servers: list[asyncio.AbstractServer] = []
 
 
-def test_should_exit_on_a_watched_server_starts_the_drain() -> None:
-    async def main() -> None:
-        lc = lifecycle(on_server_exit="stop")
-        server = FakeServer()
-        lc.watch(server)
-        async with lc.lifespan():
-            handle = lc.open_stream()
-            await asyncio.sleep(0.15)
-            assert handle.kind is None
-            server.should_exit = True
-            await asyncio.sleep(0.25)
-            assert handle.kind == "stop"
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_should_exit_on_a_watched_server_starts_the_drain() -> None:
+    lc = lifecycle(on_server_exit="stop")
+    server = FakeServer()
+    lc.watch(server)
+    async with lc.lifespan():
+        handle = lc.open_stream()
+        await asyncio.sleep(0.15)
+        assert handle.kind is None
+        server.should_exit = True
+        await asyncio.sleep(0.25)
+        assert handle.kind == "stop"
 
 
-def test_a_request_from_another_thread_starts_the_drain() -> None:
-    async def main() -> None:
-        lc = lifecycle()
-        async with lc.lifespan():
-            handle = lc.open_stream()
-            thread = threading.Thread(target=lc.request_shutdown, args=("restart",))
-            thread.start()
-            thread.join()
-            await asyncio.sleep(0.01)
-            assert handle.kind == "restart"
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_request_from_another_thread_starts_the_drain() -> None:
+    lc = lifecycle()
+    async with lc.lifespan():
+        handle = lc.open_stream()
+        thread = threading.Thread(target=lc.request_shutdown, args=("restart",))
+        thread.start()
+        thread.join()
+        await asyncio.sleep(0.01)
+        assert handle.kind == "restart"
 
 
-def test_producers_are_cancelled_when_the_drain_starts() -> None:
+@pytest.mark.anyio
+async def test_producers_are_cancelled_when_the_drain_starts() -> None:
     state: list[str] = []
 
     async def main() -> None:
@@ -323,7 +312,7 @@ def test_producers_are_cancelled_when_the_drain_starts() -> None:
             await asyncio.sleep(0.01)
             assert state == ["started", "stopped"]
 
-    asyncio.run(main())
+    await main()
 
 
 def test_the_exit_guard_ends_a_process_that_outlives_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -331,9 +320,7 @@ def test_the_exit_guard_ends_a_process_that_outlives_the_bound(monkeypatch: pyte
     nudged: list[float] = []
     monkeypatch.setattr(_exit_guard.os, "_exit", exits.append)
     start = time.monotonic()
-    ExitGuard(
-        1.2, "SIGINT", nudge=lambda: nudged.append(time.monotonic() - start), open_streams=lambda: 1
-    )
+    ExitGuard(1.2, "SIGINT", nudge=lambda: nudged.append(time.monotonic() - start), open_streams=lambda: 1)
     while not exits and time.monotonic() - start < 5:
         time.sleep(0.05)
     assert exits == [1]
@@ -350,7 +337,8 @@ def test_a_disarmed_exit_guard_does_nothing(monkeypatch: pytest.MonkeyPatch) -> 
     assert exits == []
 
 
-def test_ctrl_c_keeps_its_meaning_when_the_server_watch_sees_the_server_stopping_first() -> None:
+@pytest.mark.anyio
+async def test_ctrl_c_keeps_its_meaning_when_the_server_watch_sees_the_server_stopping_first() -> None:
     """Under load the server watch's poll can already be due in the loop iteration in which the
     signal arrives: it runs before the callback our handler scheduled and sees ``should_exit``,
     which the server's own handler (chained after ours) has just set. That is still the Ctrl+C
@@ -372,11 +360,8 @@ def test_ctrl_c_keeps_its_meaning_when_the_server_watch_sees_the_server_stopping
             await asyncio.sleep(0.05)
             assert handle.kind == "stop"
 
-    before = signal.signal(signal.SIGINT, server_handler)
-    try:
-        asyncio.run(main())
-    finally:
-        signal.signal(signal.SIGINT, before)
+    signal.signal(signal.SIGINT, server_handler)
+    await main()
 
 
 def _busy(seconds: float) -> None:

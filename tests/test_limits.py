@@ -36,60 +36,55 @@ def hub_with(**kw: Any) -> Hub:
     return Hub(lifecycle=lifecycle(drain_timeout=0.5), **kw)
 
 
-def test_over_the_total_cap_a_request_gets_503_with_retry_after_and_joins_nothing() -> None:
-    async def main() -> None:
-        hub = hub_with(limits=Limits(max_connections=2, retry_after=7))
-        async with hub.lifecycle.lifespan():
-            a, b, c = Client(), Client(), Client()
-            tasks = [
-                serve_from(EventStream(hub.subscribe("t")), x, f"10.0.0.{i}") for i, x in enumerate((a, b))
-            ]
-            await opened(a, b)
-            refused = hub.subscribe("t")
-            await asyncio.wait_for(serve_from(EventStream(refused), c, "10.0.0.9"), 1)
-            assert c.status == 503 and c.headers["retry-after"] == "7"
-            assert c.headers["content-type"].startswith("text/plain")
-            assert c.body == b"Too many open streams; retry later\n" and c.ended
-            assert hub.connections() == 2 and refused.finished, "the refused subscription never joined"
-            assert hub.limits is not None and hub.limits.refused == 1
-            a.left.set()
-            await tasks[0]
-            again = Client()
-            task = serve_from(EventStream(hub.subscribe("t")), again, "10.0.0.9")
-            await opened(again)
-            assert again.status == 200, "a stream that ended gave its place back"
-            for x in (b, again):
-                x.left.set()
-            await asyncio.gather(tasks[1], task)
-            assert hub.limits.open_streams == 0
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_over_the_total_cap_a_request_gets_503_with_retry_after_and_joins_nothing() -> None:
+    hub = hub_with(limits=Limits(max_connections=2, retry_after=7))
+    async with hub.lifecycle.lifespan():
+        a, b, c = Client(), Client(), Client()
+        tasks = [serve_from(EventStream(hub.subscribe("t")), x, f"10.0.0.{i}") for i, x in enumerate((a, b))]
+        await opened(a, b)
+        refused = hub.subscribe("t")
+        await asyncio.wait_for(serve_from(EventStream(refused), c, "10.0.0.9"), 1)
+        assert c.status == 503 and c.headers["retry-after"] == "7"
+        assert c.headers["content-type"].startswith("text/plain")
+        assert c.body == b"Too many open streams; retry later\n" and c.ended
+        assert hub.connections() == 2 and refused.finished, "the refused subscription never joined"
+        assert hub.limits is not None and hub.limits.refused == 1
+        a.left.set()
+        await tasks[0]
+        again = Client()
+        task = serve_from(EventStream(hub.subscribe("t")), again, "10.0.0.9")
+        await opened(again)
+        assert again.status == 200, "a stream that ended gave its place back"
+        for x in (b, again):
+            x.left.set()
+        await asyncio.gather(tasks[1], task)
+        assert hub.limits.open_streams == 0
 
 
-def test_the_per_client_cap_counts_each_address_on_its_own() -> None:
-    async def main() -> None:
-        limits = Limits(max_per_client=2)
-        hub = hub_with(limits=limits)
-        async with hub.lifecycle.lifespan():
-            clients = [Client() for _ in range(3)]
-            tasks = [serve_from(EventStream(hub.subscribe("t")), c, "10.0.0.1") for c in clients[:2]]
-            await opened(*clients[:2])
-            await serve_from(EventStream(hub.subscribe("t")), clients[2], "10.0.0.1")
-            assert clients[2].status == 503 and b"from this client" in clients[2].body
-            other = Client()
-            tasks.append(serve_from(EventStream(hub.subscribe("t")), other, "10.0.0.2"))
-            await opened(other)
-            assert other.status == 200
-            assert (limits.streams_of("10.0.0.1"), limits.streams_of("10.0.0.2")) == (2, 1)
-            for c in (*clients[:2], other):
-                c.left.set()
-            await asyncio.gather(*tasks)
-            assert limits.open_streams == 0 and limits.streams_of("10.0.0.1") == 0
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_the_per_client_cap_counts_each_address_on_its_own() -> None:
+    limits = Limits(max_per_client=2)
+    hub = hub_with(limits=limits)
+    async with hub.lifecycle.lifespan():
+        clients = [Client() for _ in range(3)]
+        tasks = [serve_from(EventStream(hub.subscribe("t")), c, "10.0.0.1") for c in clients[:2]]
+        await opened(*clients[:2])
+        await serve_from(EventStream(hub.subscribe("t")), clients[2], "10.0.0.1")
+        assert clients[2].status == 503 and b"from this client" in clients[2].body
+        other = Client()
+        tasks.append(serve_from(EventStream(hub.subscribe("t")), other, "10.0.0.2"))
+        await opened(other)
+        assert other.status == 200
+        assert (limits.streams_of("10.0.0.1"), limits.streams_of("10.0.0.2")) == (2, 1)
+        for c in (*clients[:2], other):
+            c.left.set()
+        await asyncio.gather(*tasks)
+        assert limits.open_streams == 0 and limits.streams_of("10.0.0.1") == 0
 
 
-def test_a_client_key_can_read_a_proxy_header() -> None:
+@pytest.mark.anyio
+async def test_a_client_key_can_read_a_proxy_header() -> None:
     def forwarded_for(s: dict[str, Any]) -> str:
         return dict(s["headers"]).get(b"x-forwarded-for", b"").decode()
 
@@ -113,7 +108,7 @@ def test_a_client_key_can_read_a_proxy_header() -> None:
             b.left.set()
             await asyncio.gather(ta, tb)
 
-    asyncio.run(main())
+    await main()
 
 
 async def _idle(started: list[str] | None = None) -> AsyncIterator[str]:
@@ -123,68 +118,65 @@ async def _idle(started: list[str] | None = None) -> AsyncIterator[str]:
     await asyncio.Event().wait()
 
 
-def test_a_refused_generator_is_never_started() -> None:
-    async def main() -> None:
-        limits, lc, started = Limits(max_connections=1), lifecycle(), []
-        async with lc.lifespan():
-            a, b = Client(), Client()
-            task = serve_from(EventStream(_idle(), lifecycle=lc, limits=limits), a)
-            await opened(a)
-            gen = _idle(started)
-            await serve_from(EventStream(gen, lifecycle=lc, limits=limits), b)
-            assert b.status == 503 and started == [] and lc.open_streams == 1
-            with pytest.raises(StopAsyncIteration):
-                await anext(gen)  # closed, not merely left for the garbage collector
-            a.left.set()
-            await task
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_refused_generator_is_never_started() -> None:
+    limits, lc, started = Limits(max_connections=1), lifecycle(), []
+    async with lc.lifespan():
+        a, b = Client(), Client()
+        task = serve_from(EventStream(_idle(), lifecycle=lc, limits=limits), a)
+        await opened(a)
+        gen = _idle(started)
+        await serve_from(EventStream(gen, lifecycle=lc, limits=limits), b)
+        assert b.status == 503 and started == [] and lc.open_streams == 1
+        with pytest.raises(StopAsyncIteration):
+            await anext(gen)  # closed, not merely left for the garbage collector
+        a.left.set()
+        await task
 
 
-def test_head_answers_with_the_status_a_get_would_get_and_opens_nothing() -> None:
-    async def main() -> None:
-        hub = hub_with(limits=Limits(max_connections=1, retry_after=3))
-        async with hub.lifecycle.lifespan():
-            probe = Client()
-            await asyncio.wait_for(serve_from(EventStream(hub.subscribe("t")), probe, method="HEAD"), 1)
-            assert probe.status == 200 and probe.body == b"" and probe.ended
-            assert probe.headers["content-type"].startswith("text/event-stream")
-            assert hub.connections() == 0 and hub.lifecycle.open_streams == 0
-            holder = Client()
-            task = serve_from(EventStream(hub.subscribe("t")), holder)
-            await opened(holder)
-            full = Client()
-            await asyncio.wait_for(serve_from(EventStream(hub.subscribe("t")), full, method="HEAD"), 1)
-            assert full.status == 503 and full.headers["retry-after"] == "3" and full.body == b""
-            assert hub.limits is not None and hub.limits.refused == 0, "a probe is not a refused stream"
-            holder.left.set()
-            await task
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_head_answers_with_the_status_a_get_would_get_and_opens_nothing() -> None:
+    hub = hub_with(limits=Limits(max_connections=1, retry_after=3))
+    async with hub.lifecycle.lifespan():
+        probe = Client()
+        await asyncio.wait_for(serve_from(EventStream(hub.subscribe("t")), probe, method="HEAD"), 1)
+        assert probe.status == 200 and probe.body == b"" and probe.ended
+        assert probe.headers["content-type"].startswith("text/event-stream")
+        assert hub.connections() == 0 and hub.lifecycle.open_streams == 0
+        holder = Client()
+        task = serve_from(EventStream(hub.subscribe("t")), holder)
+        await opened(holder)
+        full = Client()
+        await asyncio.wait_for(serve_from(EventStream(hub.subscribe("t")), full, method="HEAD"), 1)
+        assert full.status == 503 and full.headers["retry-after"] == "3" and full.body == b""
+        assert hub.limits is not None and hub.limits.refused == 0, "a probe is not a refused stream"
+        holder.left.set()
+        await task
 
 
-def test_during_the_drain_a_request_over_the_cap_gets_the_farewell_not_503() -> None:
-    async def main() -> None:
-        hub = hub_with(limits=Limits(max_connections=1))
-        async with hub.lifecycle.lifespan():
-            holder = Client()
-            task = serve_from(EventStream(hub.subscribe("t")), holder)
-            await opened(holder)
-            holder.stuck = True  # keeps the drain open while the late request comes
-            drain = asyncio.create_task(hub.lifecycle.shutdown("stop"))
-            await asyncio.sleep(0.01)
-            late = Client()
-            await asyncio.wait_for(serve_from(EventStream(hub.subscribe("t")), late), 2)
-            assert late.status == 200 and late.parser.events[-1].type == "shutdown"
-            await drain
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_during_the_drain_a_request_over_the_cap_gets_the_farewell_not_503() -> None:
+    hub = hub_with(limits=Limits(max_connections=1))
+    async with hub.lifecycle.lifespan():
+        holder = Client()
+        task = serve_from(EventStream(hub.subscribe("t")), holder)
+        await opened(holder)
+        holder.stuck = True  # keeps the drain open while the late request comes
+        drain = asyncio.create_task(hub.lifecycle.shutdown("stop"))
+        await asyncio.sleep(0.01)
+        late = Client()
+        await asyncio.wait_for(serve_from(EventStream(hub.subscribe("t")), late), 2)
+        assert late.status == 200 and late.parser.events[-1].type == "shutdown"
+        await drain
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
 
 
 @pytest.mark.parametrize("asynchronous", [False, True], ids=["sync hook", "async hook"])
-def test_authorize_refuses_a_topic_with_403_and_the_subscription_never_joins(asynchronous: bool) -> None:
+@pytest.mark.anyio
+async def test_authorize_refuses_a_topic_with_403_and_the_subscription_never_joins(
+    asynchronous: bool,
+) -> None:
     seen: list[tuple[str, str]] = []
 
     def allow(request: Request, topic: str) -> bool:
@@ -210,10 +202,11 @@ def test_authorize_refuses_a_topic_with_403_and_the_subscription_never_joins(asy
             await task
         assert seen == [("bob", "news"), ("bob", "admin"), ("root", "news"), ("root", "admin")]
 
-    asyncio.run(main())
+    await main()
 
 
-def test_a_failing_authorize_hook_is_the_apps_error_and_leaks_nothing() -> None:
+@pytest.mark.anyio
+async def test_a_failing_authorize_hook_is_the_apps_error_and_leaks_nothing() -> None:
     def broken(request: Request, topic: str) -> bool:
         raise RuntimeError("the session store is down")
 
@@ -225,7 +218,7 @@ def test_a_failing_authorize_hook_is_the_apps_error_and_leaks_nothing() -> None:
                 await serve_from(EventStream(sub), Client())
             assert sub.finished and hub.connections() == 0
 
-    asyncio.run(main())
+    await main()
 
 
 def test_limits_count_per_event_loop() -> None:
@@ -265,7 +258,8 @@ def test_send_timeout_must_be_positive() -> None:
 @pytest.mark.parametrize(
     "heartbeat", [15.0, 0.05, None], ids=["rare heartbeats", "frequent heartbeats", "no heartbeats"]
 )
-def test_a_client_that_stops_reading_is_cut_after_the_send_timeout_and_freed(
+@pytest.mark.anyio
+async def test_a_client_that_stops_reading_is_cut_after_the_send_timeout_and_freed(
     heartbeat: float | None, caplog: pytest.LogCaptureFixture
 ) -> None:
     async def main() -> None:
@@ -286,11 +280,12 @@ def test_a_client_that_stops_reading_is_cut_after_the_send_timeout_and_freed(
             assert not client.ended, "no more bytes for a client that takes none"
 
     with caplog.at_level(logging.WARNING, logger="graceful_sse"):
-        asyncio.run(main())
+        await main()
     assert "took no data for 0.2 s" in caplog.text
 
 
-def test_a_slow_client_that_keeps_reading_is_not_cut() -> None:
+@pytest.mark.anyio
+async def test_a_slow_client_that_keeps_reading_is_not_cut() -> None:
     class Slow(Client):
         async def send(self, message: dict[str, Any]) -> None:
             await asyncio.sleep(0.05)  # each write takes a while, none takes too long
@@ -311,30 +306,31 @@ def test_a_slow_client_that_keeps_reading_is_not_cut() -> None:
             client.left.set()
             await task
 
-    asyncio.run(main())
+    await main()
 
 
-def test_a_stuck_client_under_a_send_timeout_still_cannot_hold_the_drain() -> None:
-    async def main() -> None:
-        hub, client = hub_with(), Client()
-        async with hub.lifecycle.lifespan():
-            task = serve_from(EventStream(hub.subscribe("t"), send_timeout=30.0), client)
-            await opened(client)
-            client.stuck = True
-            await hub.publish("t", "blocked")
-            await asyncio.sleep(0.05)
-            report = await asyncio.wait_for(hub.lifecycle.shutdown("stop"), 1.5)
-            await asyncio.wait_for(task, 1)
-        assert (report.told, report.missed) == (1, 1)
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_stuck_client_under_a_send_timeout_still_cannot_hold_the_drain() -> None:
+    hub, client = hub_with(), Client()
+    async with hub.lifecycle.lifespan():
+        task = serve_from(EventStream(hub.subscribe("t"), send_timeout=30.0), client)
+        await opened(client)
+        client.stuck = True
+        await hub.publish("t", "blocked")
+        await asyncio.sleep(0.05)
+        report = await asyncio.wait_for(hub.lifecycle.shutdown("stop"), 1.5)
+        await asyncio.wait_for(task, 1)
+    assert (report.told, report.missed) == (1, 1)
 
 
 # -- over the wire --------------------------------------------------------------------------------
 
 
 @pytest.mark.servers
-def test_a_real_server_answers_503_with_retry_after_over_each_cap_and_frees_places(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_a_real_server_answers_503_with_retry_after_over_each_cap_and_frees_places(
+    tmp_path: Path,
+) -> None:
     """tests/apps/fh_app.py's /capped: 4 streams at most, 2 per client (X-Client), Retry-After: 4."""
     port = free_port()
     with running(run_modes(port)["uvicorn"], port, tmp_path / "server.log") as server:
@@ -369,7 +365,7 @@ def test_a_real_server_answers_503_with_retry_after_over_each_cap_and_frees_plac
                     await asyncio.sleep(0.1)
                 assert (await open_as("c")).status_code == 200, "a closed stream gave its place back"
 
-        asyncio.run(scenario())
+        await scenario()
 
 
 @pytest.mark.servers

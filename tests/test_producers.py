@@ -13,25 +13,24 @@ from graceful_sse._producers import Producer
 from asgi import lifecycle
 
 
-def test_every_calls_the_function_at_that_interval_until_cancelled() -> None:
-    async def main() -> None:
-        calls = 0
+@pytest.mark.anyio
+async def test_every_calls_the_function_at_that_interval_until_cancelled() -> None:
+    calls = 0
 
-        async def tick() -> None:
-            nonlocal calls
-            calls += 1
+    async def tick() -> None:
+        nonlocal calls
+        calls += 1
 
-        task = asyncio.create_task(Producer(tick, every=0.05).run())
-        await asyncio.sleep(0.27)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
-        assert 5 <= calls <= 7
-
-    asyncio.run(main())
+    task = asyncio.create_task(Producer(tick, every=0.05).run())
+    await asyncio.sleep(0.27)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert 5 <= calls <= 7
 
 
-def test_a_failing_producer_is_logged_and_started_again(
+@pytest.mark.anyio
+async def test_a_failing_producer_is_logged_and_started_again(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(producers, "FIRST_BACKOFF", 0.02)
@@ -51,15 +50,16 @@ def test_a_failing_producer_is_logged_and_started_again(
         task.cancel()
 
     with caplog.at_level(logging.ERROR, logger="graceful_sse"):
-        asyncio.run(main())
+        await main()
     assert caplog.text.count("producer flaky failed") == 2
 
 
-def test_a_plain_producer_that_returns_is_done() -> None:
+@pytest.mark.anyio
+async def test_a_plain_producer_that_returns_is_done() -> None:
     async def once() -> None:
         pass
 
-    asyncio.run(asyncio.wait_for(Producer(once).run(), 1))
+    await asyncio.wait_for(Producer(once).run(), 1)
 
 
 def test_every_must_be_positive() -> None:
@@ -70,7 +70,8 @@ def test_every_must_be_positive() -> None:
         Producer(f, every=0)
 
 
-def test_the_lifespan_starts_producers_and_its_end_stops_them() -> None:
+@pytest.mark.anyio
+async def test_the_lifespan_starts_producers_and_its_end_stops_them() -> None:
     events: list[str] = []
 
     async def main() -> None:
@@ -88,4 +89,4 @@ def test_the_lifespan_starts_producers_and_its_end_stops_them() -> None:
         await asyncio.sleep(0.05)
         assert len(events) == count > 0
 
-    asyncio.run(main())
+    await main()

@@ -25,13 +25,6 @@ from tcp_proxy import Proxy
 pytestmark = pytest.mark.redis
 
 
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.kill()
-
-
 @pytest.fixture
 def url(redis: RedisServer) -> str:
     """A key prefix of its own per test: tests share the server, never their keys."""
@@ -70,55 +63,49 @@ async def quiet(sub: object, wait: float = 0.3) -> list[ParsedEvent]:
     return parse(text).events
 
 
-def test_a_publish_on_one_worker_reaches_subscribers_on_every_worker_in_order(url: str) -> None:
-    async def main() -> None:
-        async with worker(url) as a, worker(url) as b:
-            on_a, on_b = aiter(a.subscribe("news")), aiter(b.subscribe("news", "chat"))
-            ids = [await a.publish("news", f"n{i}") for i in range(5)] + [await b.publish("chat", "c")]
-            got_a, got_b = await take(on_a, 5), await take(on_b, 6)
-            assert [e.data for e in got_a] == [f"n{i}" for i in range(5)]
-            assert [e.data for e in got_b] == [*(f"n{i}" for i in range(5)), "c"]
-            assert [e.last_event_id for e in got_b] == ids  # the same ids on every worker
-            assert await quiet(on_a) == []
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_publish_on_one_worker_reaches_subscribers_on_every_worker_in_order(url: str) -> None:
+    async with worker(url) as a, worker(url) as b:
+        on_a, on_b = aiter(a.subscribe("news")), aiter(b.subscribe("news", "chat"))
+        ids = [await a.publish("news", f"n{i}") for i in range(5)] + [await b.publish("chat", "c")]
+        got_a, got_b = await take(on_a, 5), await take(on_b, 6)
+        assert [e.data for e in got_a] == [f"n{i}" for i in range(5)]
+        assert [e.data for e in got_b] == [*(f"n{i}" for i in range(5)), "c"]
+        assert [e.last_event_id for e in got_b] == ids  # the same ids on every worker
+        assert await quiet(on_a) == []
 
 
-def test_last_event_id_on_another_worker_replays_exactly_what_was_missed(url: str) -> None:
-    async def main() -> None:
-        async with worker(url) as a, worker(url) as b:
-            first = aiter(a.subscribe("t"))
-            await a.publish("t", "seen")
-            last = (await take(first, 1))[-1].last_event_id
-            await first.aclose()
-            for i in range(3):
-                await a.publish("t", f"missed {i}")
-                await a.publish("other", "not for it")
-            back = aiter(b.subscribe("t").resume(last))
-            await b.publish("t", "live")
-            events = await take(back, 4)
-            assert [e.data for e in events] == ["missed 0", "missed 1", "missed 2", "live"]
-            assert await quiet(back) == []
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_last_event_id_on_another_worker_replays_exactly_what_was_missed(url: str) -> None:
+    async with worker(url) as a, worker(url) as b:
+        first = aiter(a.subscribe("t"))
+        await a.publish("t", "seen")
+        last = (await take(first, 1))[-1].last_event_id
+        await first.aclose()
+        for i in range(3):
+            await a.publish("t", f"missed {i}")
+            await a.publish("other", "not for it")
+        back = aiter(b.subscribe("t").resume(last))
+        await b.publish("t", "live")
+        events = await take(back, 4)
+        assert [e.data for e in events] == ["missed 0", "missed 1", "missed 2", "live"]
+        assert await quiet(back) == []
 
 
-def test_replay_and_live_events_meet_with_no_gap_and_no_duplicate(url: str) -> None:
-    async def main() -> None:
-        async with worker(url) as a, worker(url) as b:
-            start = await a.publish("t", "0")
-            for round_ in range(5):
-                publishing = asyncio.ensure_future(_publish_many(a, "t", round_, 30))
-                await asyncio.sleep(0.002 * round_)
-                back = aiter(b.subscribe("t").resume(start))  # resumes while events keep coming
-                await publishing
-                events = await take(back, 30 * (round_ + 1))
-                datas = [e.data for e in events]
-                assert len(datas) == len(set(datas)), "a duplicate"
-                assert [int(d.split()[1]) for d in datas if d.startswith(f"r{round_} ")] == list(range(30))
-                await back.aclose()
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_replay_and_live_events_meet_with_no_gap_and_no_duplicate(url: str) -> None:
+    async with worker(url) as a, worker(url) as b:
+        start = await a.publish("t", "0")
+        for round_ in range(5):
+            publishing = asyncio.ensure_future(_publish_many(a, "t", round_, 30))
+            await asyncio.sleep(0.002 * round_)
+            back = aiter(b.subscribe("t").resume(start))  # resumes while events keep coming
+            await publishing
+            events = await take(back, 30 * (round_ + 1))
+            datas = [e.data for e in events]
+            assert len(datas) == len(set(datas)), "a duplicate"
+            assert [int(d.split()[1]) for d in datas if d.startswith(f"r{round_} ")] == list(range(30))
+            await back.aclose()
 
 
 async def _publish_many(hub: Hub, topic: str, round_: int, count: int) -> None:
@@ -126,132 +113,120 @@ async def _publish_many(hub: Hub, topic: str, round_: int, count: int) -> None:
         await hub.publish(topic, f"r{round_} {i}")
 
 
-def test_a_new_process_replays_what_the_old_one_published(url: str) -> None:
-    async def main() -> None:
-        async with worker(url) as old:
-            sub = aiter(old.subscribe("t"))
-            await old.publish("t", "before the restart")
-            last = (await take(sub, 1))[-1].last_event_id
-            await old.publish("t", "during the restart")
-        async with worker(url) as new:
-            await new.publish("t", "after the restart")
-            back = aiter(new.subscribe("t").resume(last))
-            events = await take(back, 2)
-            assert [e.data for e in events] == ["during the restart", "after the restart"]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_new_process_replays_what_the_old_one_published(url: str) -> None:
+    async with worker(url) as old:
+        sub = aiter(old.subscribe("t"))
+        await old.publish("t", "before the restart")
+        last = (await take(sub, 1))[-1].last_event_id
+        await old.publish("t", "during the restart")
+    async with worker(url) as new:
+        await new.publish("t", "after the restart")
+        back = aiter(new.subscribe("t").resume(last))
+        events = await take(back, 2)
+        assert [e.data for e in events] == ["during the restart", "after the restart"]
 
 
-def test_a_worker_cut_off_from_redis_catches_up_when_it_returns(redis: RedisServer) -> None:
-    async def main() -> None:
-        prefix = f"cut{uuid.uuid4().hex[:6]}"
-        proxy = Proxy(free_port(), redis.port)
-        try:
-            async with (
-                worker(f"{redis.url}?prefix={prefix}") as a,
-                worker(f"redis://127.0.0.1:{proxy.listen_port}/0?prefix={prefix}") as b,
-            ):
-                sub = aiter(b.subscribe("t"))
-                await a.publish("t", "before")
-                assert [e.data for e in await take(sub, 1)] == ["before"]
-                proxy.refusing = True
-                proxy.cut()
-                with pytest.raises(BackendUnavailable):
-                    for _ in range(50):  # until b notices the cut
-                        await b.publish("t", "from the cut-off worker")
-                        await asyncio.sleep(0.05)
-                for i in range(5):
-                    await a.publish("t", f"while cut {i}")
-                proxy.refusing = False
-                events = await take(sub, 5, within=15)
-                assert [e.data for e in events] == [f"while cut {i}" for i in range(5)]
-                await b.publish("t", "after")  # publishing recovers
-                assert [e.data for e in await take(sub, 1)] == ["after"]
-        finally:
-            proxy.close()
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_worker_cut_off_from_redis_catches_up_when_it_returns(redis: RedisServer) -> None:
+    prefix = f"cut{uuid.uuid4().hex[:6]}"
+    proxy = Proxy(free_port(), redis.port)
+    try:
+        async with (
+            worker(f"{redis.url}?prefix={prefix}") as a,
+            worker(f"redis://127.0.0.1:{proxy.listen_port}/0?prefix={prefix}") as b,
+        ):
+            sub = aiter(b.subscribe("t"))
+            await a.publish("t", "before")
+            assert [e.data for e in await take(sub, 1)] == ["before"]
+            proxy.refusing = True
+            proxy.cut()
+            with pytest.raises(BackendUnavailable):
+                for _ in range(50):  # until b notices the cut
+                    await b.publish("t", "from the cut-off worker")
+                    await asyncio.sleep(0.05)
+            for i in range(5):
+                await a.publish("t", f"while cut {i}")
+            proxy.refusing = False
+            events = await take(sub, 5, within=15)
+            assert [e.data for e in events] == [f"while cut {i}" for i in range(5)]
+            await b.publish("t", "after")  # publishing recovers
+            assert [e.data for e in await take(sub, 1)] == ["after"]
+    finally:
+        proxy.close()
 
 
-def test_events_lost_beyond_the_history_send_a_reset_then_live_ones(redis: RedisServer) -> None:
-    async def main() -> None:
-        prefix = f"lost{uuid.uuid4().hex[:6]}"
-        proxy = Proxy(free_port(), redis.port)
-        try:
-            async with (
-                worker(f"{redis.url}?prefix={prefix}", history=3) as a,
-                worker(f"redis://127.0.0.1:{proxy.listen_port}/0?prefix={prefix}", history=3) as b,
-            ):
-                sub = aiter(b.subscribe("t"))
-                proxy.refusing = True
-                proxy.cut()
-                await asyncio.sleep(0.3)
-                for i in range(10):
-                    await a.publish("t", f"gone {i}")
-                proxy.refusing = False
-                events = await take(sub, 1, within=15)
-                assert events[0].type == "reset"
-                await a.publish("t", "live")
-                assert [e.data for e in await take(sub, 1)] == ["live"]
-        finally:
-            proxy.close()
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_events_lost_beyond_the_history_send_a_reset_then_live_ones(redis: RedisServer) -> None:
+    prefix = f"lost{uuid.uuid4().hex[:6]}"
+    proxy = Proxy(free_port(), redis.port)
+    try:
+        async with (
+            worker(f"{redis.url}?prefix={prefix}", history=3) as a,
+            worker(f"redis://127.0.0.1:{proxy.listen_port}/0?prefix={prefix}", history=3) as b,
+        ):
+            sub = aiter(b.subscribe("t"))
+            proxy.refusing = True
+            proxy.cut()
+            await asyncio.sleep(0.3)
+            for i in range(10):
+                await a.publish("t", f"gone {i}")
+            proxy.refusing = False
+            events = await take(sub, 1, within=15)
+            assert events[0].type == "reset"
+            await a.publish("t", "live")
+            assert [e.data for e in await take(sub, 1)] == ["live"]
+    finally:
+        proxy.close()
 
 
-def test_redis_killed_and_started_again_streams_survive_and_publishing_recovers(tmp_path: Path) -> None:
-    async def main() -> None:
-        server = RedisServer(tmp_path)
-        try:
-            async with worker(server.url) as hub:
-                sub = aiter(hub.subscribe("t"))
-                await hub.publish("t", "before")
-                await take(sub, 1)
-                server.kill()
-                with pytest.raises(BackendUnavailable):
-                    await hub.publish("t", "while down")
-                assert hub.metrics()["publish_failures"] == 1
-                server.start()
-                for _ in range(100):  # the reader reconnects with backoff
-                    try:
-                        await hub.publish("t", "back")
-                        break
-                    except BackendUnavailable:
-                        await asyncio.sleep(0.1)
-                events = await take(sub, 1, within=15)
-                assert [e.data for e in events] == ["back"]
-                assert not sub.finished  # the stream survived the outage
-        finally:
+@pytest.mark.anyio
+async def test_redis_killed_and_started_again_streams_survive_and_publishing_recovers(tmp_path: Path) -> None:
+    server = RedisServer(tmp_path)
+    try:
+        async with worker(server.url) as hub:
+            sub = aiter(hub.subscribe("t"))
+            await hub.publish("t", "before")
+            await take(sub, 1)
             server.kill()
-
-    asyncio.run(main())
-
-
-def test_presence_counts_every_workers_connections(url: str) -> None:
-    async def main() -> None:
-        async with worker(url) as a, worker(url) as b:
-            subs = [aiter(a.subscribe("x")), aiter(a.subscribe("x", "y")), aiter(b.subscribe("y"))]
-            for _ in range(50):  # presence is written every 2 s
-                seen = await a.presence()
-                if seen["total"] == 3:
+            with pytest.raises(BackendUnavailable):
+                await hub.publish("t", "while down")
+            assert hub.metrics()["publish_failures"] == 1
+            server.start()
+            for _ in range(100):  # the reader reconnects with backoff
+                try:
+                    await hub.publish("t", "back")
                     break
-                await asyncio.sleep(0.1)
-            assert seen == {"total": 3, "topics": {"x": 2, "y": 2}}
-            for sub in subs:
-                await sub.aclose()
+                except BackendUnavailable:
+                    await asyncio.sleep(0.1)
+            events = await take(sub, 1, within=15)
+            assert [e.data for e in events] == ["back"]
+            assert not sub.finished  # the stream survived the outage
+    finally:
+        server.kill()
 
-    asyncio.run(main())
+
+@pytest.mark.anyio
+async def test_presence_counts_every_workers_connections(url: str) -> None:
+    async with worker(url) as a, worker(url) as b:
+        subs = [aiter(a.subscribe("x")), aiter(a.subscribe("x", "y")), aiter(b.subscribe("y"))]
+        for _ in range(50):  # presence is written every 2 s
+            seen = await a.presence()
+            if seen["total"] == 3:
+                break
+            await asyncio.sleep(0.1)
+        assert seen == {"total": 3, "topics": {"x": 2, "y": 2}}
+        for sub in subs:
+            await sub.aclose()
 
 
-def test_publish_nowait_keeps_order(url: str) -> None:
-    async def main() -> None:
-        async with worker(url) as a:
-            sub = aiter(a.subscribe("t"))
-            for i in range(20):
-                assert a.publish_nowait("t", str(i)) is None
-            assert [e.data for e in await take(sub, 20)] == [str(i) for i in range(20)]
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_publish_nowait_keeps_order(url: str) -> None:
+    async with worker(url) as a:
+        sub = aiter(a.subscribe("t"))
+        for i in range(20):
+            assert a.publish_nowait("t", str(i)) is None
+        assert [e.data for e in await take(sub, 20)] == [str(i) for i in range(20)]
 
 
 def test_the_backend_is_chosen_by_url_and_redis_is_imported_only_when_used(
@@ -270,7 +245,8 @@ def test_the_backend_is_chosen_by_url_and_redis_is_imported_only_when_used(
 
 
 @pytest.mark.parametrize("outage", ["stopped", "killed"])
-def test_a_client_resuming_during_an_outage_gets_a_reset_then_live_events(
+@pytest.mark.anyio
+async def test_a_client_resuming_during_an_outage_gets_a_reset_then_live_events(
     tmp_path: Path, outage: str
 ) -> None:
     """Never silence: the replay cannot be fetched, so ``reset`` (unavailable), then live events
@@ -302,7 +278,7 @@ def test_a_client_resuming_during_an_outage_gets_a_reset_then_live_events(
         finally:
             server.kill()
 
-    asyncio.run(main())
+    await main()
 
 
 async def _publish_when_back(
@@ -339,7 +315,8 @@ SECRET = "Pa55-w0rd!"
         "sentinel",
     ],
 )
-def test_credentials_in_the_url_never_reach_a_log_or_an_error(
+@pytest.mark.anyio
+async def test_credentials_in_the_url_never_reach_a_log_or_an_error(
     template: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Redis down from the start: the start-up line, the outage warning and the publisher's
@@ -354,27 +331,26 @@ def test_credentials_in_the_url_never_reach_a_log_or_an_error(
             return str(failed.value)
 
     with caplog.at_level("INFO", logger="graceful_sse"):
-        error = asyncio.run(main())
+        error = await main()
     said = caplog.text + error
     assert f"127.0.0.1:{dead}" in said and "***" in said, said
     assert SECRET not in said and "Pa55" not in said and "app-user" not in said, said
 
 
-def test_a_key_publishes_once_across_workers(url: str) -> None:
-    async def main() -> None:
-        async with worker(url) as a, worker(url) as b:
-            sub = aiter(a.subscribe("t"))
-            first = await a.publish("t", "order #41", key="order-41")
-            again = await b.publish("t", "order #41", key="order-41")
-            other = await b.publish("t", "order #43", key="order-43")
-            assert again == first and other != first
-            assert [e.data for e in await take(sub, 2)] == ["order #41", "order #43"]
-            assert await quiet(sub) == []
-
-    asyncio.run(main())
+@pytest.mark.anyio
+async def test_a_key_publishes_once_across_workers(url: str) -> None:
+    async with worker(url) as a, worker(url) as b:
+        sub = aiter(a.subscribe("t"))
+        first = await a.publish("t", "order #41", key="order-41")
+        again = await b.publish("t", "order #41", key="order-41")
+        other = await b.publish("t", "order #43", key="order-43")
+        assert again == first and other != first
+        assert [e.data for e in await take(sub, 2)] == ["order #41", "order #43"]
+        assert await quiet(sub) == []
 
 
-def test_a_publish_that_timed_out_and_ran_later_is_not_repeated_by_its_retry(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_a_publish_that_timed_out_and_ran_later_is_not_repeated_by_its_retry(tmp_path: Path) -> None:
     """Redis hangs (``kill -STOP``): the publisher hears "outcome unknown"; Redis runs the script
     when it wakes; the retry with the same key delivers nothing more. Killed: "not published"."""
 
@@ -405,7 +381,7 @@ def test_a_publish_that_timed_out_and_ran_later_is_not_repeated_by_its_retry(tmp
         finally:
             server.kill()
 
-    asyncio.run(main())
+    await main()
 
 
 # -- high availability: Redis Sentinel -------------------------------------------------------
@@ -425,7 +401,8 @@ def sentinels(tmp_path: Path) -> Iterator[tuple[str, RedisServer, RedisServer, S
             server.kill()
 
 
-def test_a_failover_under_a_steady_publisher_gives_every_client_each_event_once_in_order(
+@pytest.mark.anyio
+async def test_a_failover_under_a_steady_publisher_gives_every_client_each_event_once_in_order(
     sentinels: tuple[str, RedisServer, RedisServer, SentinelServer],
 ) -> None:
     """The primary is killed while a publisher sends an event every 50 ms (each with its key,
@@ -466,7 +443,7 @@ def test_a_failover_under_a_steady_publisher_gives_every_client_each_event_once_
             assert rest == [f"e{i}" for i in range(kill_after - 2, count)]
             assert await quiet(back) == []
 
-    asyncio.run(main())
+    await main()
 
 
 def _replicas_in_step(primary: RedisServer, within: float = 10.0) -> int:

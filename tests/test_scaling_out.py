@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -23,13 +23,6 @@ from redis_server import RedisServer
 pytestmark = [pytest.mark.servers, pytest.mark.redis]
 
 PID = re.compile(r"Process</span><span class=\"v\">(\d+)<")
-
-
-@pytest.fixture(scope="module")
-def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    yield server
-    server.kill()
 
 
 def _demo_with_workers(port: int) -> RunMode:
@@ -53,7 +46,8 @@ def _worker_of(stream: Stream) -> str | None:
     return None
 
 
-def test_a_message_posted_to_one_worker_reaches_the_clients_of_both(
+@pytest.mark.anyio
+async def test_a_message_posted_to_one_worker_reaches_the_clients_of_both(
     redis: RedisServer, tmp_path: Path
 ) -> None:
     port = free_port()
@@ -89,12 +83,13 @@ def test_a_message_posted_to_one_worker_reaches_the_clients_of_both(
             await asyncio.sleep(0.5)
             assert [copies(s) for s in streams] == [1] * len(streams), "once per key, on every worker"
 
-        asyncio.run(scenario())
+        await scenario()
         log = server.log
     assert "Exception in ASGI application" not in log, log[-3000:]
 
 
-def test_a_restarted_server_replays_what_its_clients_missed_exactly_once(
+@pytest.mark.anyio
+async def test_a_restarted_server_replays_what_its_clients_missed_exactly_once(
     redis: RedisServer, tmp_path: Path
 ) -> None:
     url = f"{redis.url}?prefix=restart{free_port()}"
@@ -143,7 +138,7 @@ def test_a_restarted_server_replays_what_its_clients_missed_exactly_once(
             for b in back:
                 assert b.datas == ["during 0", "during 1", "after"], b.datas
 
-    asyncio.run(scenario())
+    await scenario()
 
 
 def _messages(stream: Stream) -> list[str]:

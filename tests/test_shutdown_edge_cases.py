@@ -47,7 +47,8 @@ def _assert_a_graceful_end(log: str) -> None:
 
 
 @pytest.mark.parametrize("mode_name", ALL_SERVERS)
-def test_a_client_that_never_reads_cannot_hold_the_process(mode_name: str, tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_a_client_that_never_reads_cannot_hold_the_process(mode_name: str, tmp_path: Path) -> None:
     port = free_port()
     with running(run_modes(port)[mode_name], port, tmp_path / "server.log") as server:
 
@@ -62,7 +63,7 @@ def test_a_client_that_never_reads_cannot_hold_the_process(mode_name: str, tmp_p
                 stuck.close()
                 return streams, time.monotonic() - start
 
-        streams, seconds = asyncio.run(scenario())
+        streams, seconds = await scenario()
         log = server.log
     print(f"never-reading client, {mode_name}: gone {seconds:.2f} s after Ctrl+C")
     assert seconds < EXIT_BOUND, log[-2000:]
@@ -80,7 +81,8 @@ def test_a_client_that_never_reads_cannot_hold_the_process(mode_name: str, tmp_p
 
 @pytest.mark.parametrize("signal_name", ["SIGINT", "SIGTERM"])
 @pytest.mark.parametrize("mode_name", ALL_SERVERS)
-def test_a_stream_cut_for_send_timeout_leaves_a_clean_shutdown(
+@pytest.mark.anyio
+async def test_a_stream_cut_for_send_timeout_leaves_a_clean_shutdown(
     mode_name: str, signal_name: str, tmp_path: Path
 ) -> None:
     """The client's stream was cut before the signal: nothing of it may make the exit a forced one."""
@@ -98,7 +100,7 @@ def test_a_stream_cut_for_send_timeout_leaves_a_clean_shutdown(
                 stuck.close()
                 return streams, time.monotonic() - start
 
-        streams, seconds = asyncio.run(scenario())
+        streams, seconds = await scenario()
         log = server.log
     print(f"send_timeout cut, {mode_name} {signal_name}: gone {seconds:.2f} s after the signal")
     farewell = "shutdown" if signal_name == "SIGINT" else "restart"
@@ -112,7 +114,8 @@ def test_a_stream_cut_for_send_timeout_leaves_a_clean_shutdown(
 
 
 @pytest.mark.parametrize("mode_name", ["uvicorn", "serve()", "gunicorn"])
-def test_requests_that_never_finish_their_bodies_cannot_hold_the_process(
+@pytest.mark.anyio
+async def test_requests_that_never_finish_their_bodies_cannot_hold_the_process(
     mode_name: str, tmp_path: Path
 ) -> None:
     """Not our streams: the server waits for them, and the exit bound ends the wait."""
@@ -131,7 +134,7 @@ def test_requests_that_never_finish_their_bodies_cannot_hold_the_process(
                     post.close()
                 return streams, time.monotonic() - start
 
-        streams, seconds = asyncio.run(scenario())
+        streams, seconds = await scenario()
         log = server.log
     print(f"trickling bodies, {mode_name}: gone {seconds:.2f} s after Ctrl+C")
     assert seconds < EXIT_TIMEOUT + 2.5, log[-2000:]
@@ -140,7 +143,8 @@ def test_requests_that_never_finish_their_bodies_cannot_hold_the_process(
 
 
 @pytest.mark.parametrize("mode_name", ["uvicorn", "serve()"])
-def test_a_second_ctrl_c_ends_a_slow_drain_at_once(mode_name: str, tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_a_second_ctrl_c_ends_a_slow_drain_at_once(mode_name: str, tmp_path: Path) -> None:
     port = free_port()
     slow = {"SSE_TEST_DRAIN": "60", "SSE_TEST_EXIT": "120"}
     with running(run_modes(port)[mode_name], port, tmp_path / "server.log", env=slow) as server:
@@ -159,14 +163,15 @@ def test_a_second_ctrl_c_ends_a_slow_drain_at_once(mode_name: str, tmp_path: Pat
                 stuck.close()
                 return time.monotonic() - start
 
-        seconds = asyncio.run(scenario())
+        seconds = await scenario()
         log = server.log
     assert seconds < 5.0, log[-2000:]
     assert "second SIGINT" in log
 
 
 @pytest.mark.parametrize("thread", [False, True], ids=["main thread", "worker thread + watch()"])
-def test_embedded_uvicorn_should_exit_ends_streams_gracefully(thread: bool, tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_embedded_uvicorn_should_exit_ends_streams_gracefully(thread: bool, tmp_path: Path) -> None:
     port = free_port()
     mode = run_modes(port)["embedded uvicorn"]
     if thread:
@@ -184,7 +189,7 @@ def test_embedded_uvicorn_should_exit_ends_streams_gracefully(thread: bool, tmp_
                 await asyncio.to_thread(server.wait_exit, EXIT_BOUND)
                 return streams
 
-        streams = asyncio.run(scenario())
+        streams = await scenario()
         log = server.log
     for stream in streams:
         assert stream.clean_end and stream.names()[-1] == "restart", (stream.error, log[-2000:])
@@ -193,7 +198,8 @@ def test_embedded_uvicorn_should_exit_ends_streams_gracefully(thread: bool, tmp_
         assert line not in log
 
 
-def test_an_explicit_call_tells_every_stream_and_new_ones_until_reopened(tmp_path: Path) -> None:
+@pytest.mark.anyio
+async def test_an_explicit_call_tells_every_stream_and_new_ones_until_reopened(tmp_path: Path) -> None:
     port = free_port()
     with running(run_modes(port)["uvicorn"], port, tmp_path / "server.log") as server:
 
@@ -220,5 +226,5 @@ def test_an_explicit_call_tells_every_stream_and_new_ones_until_reopened(tmp_pat
                 await asyncio.sleep(0.3)
                 assert fresh[0].names() == ["message"]
 
-        asyncio.run(scenario())
+        await scenario()
         assert server.proc.poll() is None, "an explicit call does not stop the server"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import threading
-from collections.abc import Iterator
 from types import FrameType
 
 import pytest
@@ -14,14 +13,7 @@ from graceful_sse._signals import Disposition, SignalChain
 SIG = signal.SIGUSR1
 
 
-@pytest.fixture
-def restore_sigusr1() -> Iterator[None]:
-    before = signal.getsignal(SIG)
-    yield
-    signal.signal(SIG, before)
-
-
-def test_ours_runs_first_then_the_servers_own_handler(restore_sigusr1: None) -> None:
+def test_ours_runs_first_then_the_servers_own_handler() -> None:
     calls: list[str] = []
 
     def server_handler(signum: int, frame: FrameType | None) -> None:
@@ -37,7 +29,7 @@ def test_ours_runs_first_then_the_servers_own_handler(restore_sigusr1: None) -> 
     assert signal.getsignal(SIG) is server_handler
 
 
-def test_an_ignored_signal_stays_ignored(restore_sigusr1: None) -> None:
+def test_an_ignored_signal_stays_ignored() -> None:
     seen: list[Disposition] = []
     signal.signal(SIG, signal.SIG_IGN)
     chain = SignalChain([SIG], lambda sig, d: seen.append(d) or False)
@@ -49,25 +41,21 @@ def test_an_ignored_signal_stays_ignored(restore_sigusr1: None) -> None:
 
 
 def test_a_default_sigint_is_delivered_after_us_unless_we_defer_it() -> None:
-    before = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
-    try:
-        chain = SignalChain([signal.SIGINT], lambda sig, d: False)
-        chain.install()
-        with pytest.raises(KeyboardInterrupt):
-            signal.raise_signal(signal.SIGINT)
-        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    chain = SignalChain([signal.SIGINT], lambda sig, d: False)
+    chain.install()
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
-        deferring = SignalChain([signal.SIGINT], lambda sig, d: True)
-        deferring.install()
-        signal.raise_signal(signal.SIGINT)  # nothing yet: the lifecycle tells its streams first
-        with pytest.raises(KeyboardInterrupt):
-            deferring.redeliver(signal.SIGINT)
-    finally:
-        signal.signal(signal.SIGINT, before)
+    deferring = SignalChain([signal.SIGINT], lambda sig, d: True)
+    deferring.install()
+    signal.raise_signal(signal.SIGINT)  # nothing yet: the lifecycle tells its streams first
+    with pytest.raises(KeyboardInterrupt):
+        deferring.redeliver(signal.SIGINT)
 
 
-def test_uninstall_leaves_a_handler_chained_after_ours_in_place(restore_sigusr1: None) -> None:
+def test_uninstall_leaves_a_handler_chained_after_ours_in_place() -> None:
     chain = SignalChain([SIG], lambda sig, d: False)
     chain.install()
 

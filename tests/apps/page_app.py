@@ -10,8 +10,7 @@ import os
 
 from fasthtml.common import H1, Li, Link, Main, Title, Ul, fast_app, serve
 
-from graceful_sse import EventStream, Hub, Limits
-from graceful_sse._response import last_event_id
+from graceful_sse import EventStream, Hub, Limits, last_event_id
 from graceful_sse.components import SSEScripts, SSEStatus, SSEStream, sse_assets
 
 HTMX = int(os.environ.get("PAGE_HTMX", "2"))
