@@ -54,20 +54,17 @@ async def test_accepts_what_fasthtml_generators_yield_sync_or_async() -> None:
         yield Event(data={"c": 1}, event="three", id="3")
         yield "plain text"
 
-    async def main() -> None:
-        lc, client = lifecycle(), Client()
-        async with lc.lifespan():
-            await serve(EventStream(sync_items(), lifecycle=lc), client)
-        events = [(e.type, e.data) for e in client.parser.events if e.type != "sse-status"]
-        assert events == [
-            ("one", "<p>a</p>"),
-            ("message", "<p>b</p>"),
-            ("three", '{"c":1}'),
-            ("message", "plain text"),
-        ]
-        assert client.ended, "a generator that finishes ends the response cleanly"
-
-    await main()
+    lc, client = lifecycle(), Client()
+    async with lc.lifespan():
+        await serve(EventStream(sync_items(), lifecycle=lc), client)
+    events = [(e.type, e.data) for e in client.parser.events if e.type != "sse-status"]
+    assert events == [
+        ("one", "<p>a</p>"),
+        ("message", "<p>b</p>"),
+        ("three", '{"c":1}'),
+        ("message", "plain text"),
+    ]
+    assert client.ended, "a generator that finishes ends the response cleanly"
 
 
 @pytest.mark.anyio
@@ -141,15 +138,12 @@ async def test_a_failing_generator_ends_its_stream_with_an_error_event(
         yield "data: fine\n\n"
         raise RuntimeError("boom")
 
-    async def main() -> None:
-        lc, client = lifecycle(), Client()
-        async with lc.lifespan():
-            await serve(EventStream(broken(), lifecycle=lc), client)
-        assert names(client) == ["message", "error"]
-        assert client.ended
-
-    with caplog.at_level(logging.ERROR, logger="graceful_sse"):
-        await main()
+    caplog.set_level(logging.ERROR, logger="graceful_sse")
+    lc, client = lifecycle(), Client()
+    async with lc.lifespan():
+        await serve(EventStream(broken(), lifecycle=lc), client)
+    assert names(client) == ["message", "error"]
+    assert client.ended
     assert "generator failed" in caplog.text and "boom" in caplog.text
 
 

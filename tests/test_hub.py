@@ -95,15 +95,9 @@ async def test_a_waiting_subscriber_wakes_on_publish_and_ends_on_close() -> None
         await ending
 
 
-@pytest.mark.parametrize("bad", ["", None, 3])
-def test_topics_must_be_non_empty_strings(bad: object) -> None:
-    hub = Hub(lifecycle=lifecycle())
-    with pytest.raises(ValueError, match="topic"):
-        hub.subscribe(bad)  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="topic"):
-        hub.publish_nowait(bad, "x")  # type: ignore[arg-type]
+def test_a_subscription_needs_a_topic() -> None:
     with pytest.raises(ValueError, match="at least one topic"):
-        hub.subscribe()
+        Hub(lifecycle=lifecycle()).subscribe()
 
 
 def test_the_hub_gives_ids_and_refuses_ones_given_by_the_publisher() -> None:
@@ -168,7 +162,7 @@ def test_ids_are_unique_ordered_and_not_reused_by_a_restarted_process() -> None:
     sub = aiter(first.subscribe("a", "b"))
     for topic in "abab":
         first.publish_nowait(topic, "x")
-    ids = [EventId.parse(i) for i in _ids(list(sub._queue))]
+    ids = [EventId.parse(i) for i in _ids(list(iter(sub.pop, None)))]
     assert all(ids) and ids == sorted(ids) and len(set(ids)) == 4
     time.sleep(0.002)
     restarted = Hub(lifecycle=lifecycle())
@@ -236,29 +230,23 @@ async def test_an_id_the_history_cannot_serve_gets_a_reset_then_live_events(
 async def test_clients_cannot_make_the_log_grow_with_unusable_ids(caplog: pytest.LogCaptureFixture) -> None:
     """2,000 clients back with ids the hub cannot place: each gets its reset, the log one line."""
 
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle())
-        for i in range(2000):
-            back = aiter(hub.subscribe("t").resume(f"made-up-{i}" if i % 2 else "1-1"))
-            assert [t for t, _ in _events(await _drain(back))] == ["reset"]
-
-    with caplog.at_level("INFO", logger="graceful_sse"):
-        await main()
+    caplog.set_level("INFO", logger="graceful_sse")
+    hub = Hub(lifecycle=lifecycle())
+    for i in range(2000):
+        back = aiter(hub.subscribe("t").resume(f"made-up-{i}" if i % 2 else "1-1"))
+        assert [t for t, _ in _events(await _drain(back))] == ["reset"]
     lines = [r.getMessage() for r in caplog.records if "Last-Event-ID" in r.getMessage()]
     assert len(lines) == 1, lines[:3]
 
 
 @pytest.mark.anyio
 async def test_a_summary_counts_what_it_held_back_by_kind(caplog: pytest.LogCaptureFixture) -> None:
-    async def main() -> None:
-        summary = Summary("unusable ids", interval=0.2)
-        for i in range(30):
-            summary.log("not-ours" if i % 3 else "unknown", "graceful-sse: bad id %d", i)
-        await asyncio.sleep(0.3)  # the interval ends: one line with the count
-        summary.log("unknown", "graceful-sse: bad id %d", 99)
-
-    with caplog.at_level("INFO", logger="graceful_sse"):
-        await main()
+    caplog.set_level("INFO", logger="graceful_sse")
+    summary = Summary("unusable ids", interval=0.2)
+    for i in range(30):
+        summary.log("not-ours" if i % 3 else "unknown", "graceful-sse: bad id %d", i)
+    await asyncio.sleep(0.3)  # the interval ends: one line with the count
+    summary.log("unknown", "graceful-sse: bad id %d", 99)
     assert [r.getMessage() for r in caplog.records] == [
         "graceful-sse: bad id 0",
         "graceful-sse: 29 more unusable ids in 0.2 s (not-ours: 20, unknown: 9)",
@@ -395,24 +383,21 @@ async def test_metrics_count_what_happened_as_a_dict_and_for_prometheus() -> Non
 
     from graceful_sse import register_prometheus
 
-    async def main() -> None:
-        hub = Hub(lifecycle=lifecycle(), maxsize=1)
-        sub = aiter(hub.subscribe("t"))
-        for i in range(3):
-            await hub.publish("t", str(i))
-        await _drain(sub)
-        metrics = hub.metrics()
-        assert metrics["events_published"] == 3 and metrics["events_dropped"] == 2
-        assert metrics["events_delivered"] == 1 and metrics["connections"] == 1
-        assert metrics["topics"] == {"t": 1} and metrics["backend"] == "memory"
-        registry = CollectorRegistry()
-        register_prometheus(hub, registry=registry)
-        text = generate_latest(registry).decode()
-        assert 'graceful_sse_events_dropped_total{backend="memory"} 2.0' in text
-        assert 'graceful_sse_topic_connections{topic="t"} 1.0' in text
-        assert hub.streams() == [sub.stats()] and sub.stats()["dropped"] == 2
-
-    await main()
+    hub = Hub(lifecycle=lifecycle(), maxsize=1)
+    sub = aiter(hub.subscribe("t"))
+    for i in range(3):
+        await hub.publish("t", str(i))
+    await _drain(sub)
+    metrics = hub.metrics()
+    assert metrics["events_published"] == 3 and metrics["events_dropped"] == 2
+    assert metrics["events_delivered"] == 1 and metrics["connections"] == 1
+    assert metrics["topics"] == {"t": 1} and metrics["backend"] == "memory"
+    registry = CollectorRegistry()
+    register_prometheus(hub, registry=registry)
+    text = generate_latest(registry).decode()
+    assert 'graceful_sse_events_dropped_total{backend="memory"} 2.0' in text
+    assert 'graceful_sse_topic_connections{topic="t"} 1.0' in text
+    assert hub.streams() == [sub.stats()] and sub.stats()["dropped"] == 2
 
 
 @pytest.mark.anyio
@@ -438,7 +423,7 @@ async def test_an_event_over_the_size_limit_is_refused_at_the_publisher_and_reac
     assert Hub(lifecycle=lifecycle(), max_event_bytes=None).max_event_bytes is None
 
 
-@pytest.mark.parametrize("topic", ["", "a\nb", "a\rb", "nul\x00", "x" * 201, 5])
+@pytest.mark.parametrize("topic", ["", None, 3, "a\nb", "a\rb", "nul\x00", "x" * 201])
 def test_topic_names_from_requests_are_checked(topic: object) -> None:
     hub = Hub(lifecycle=lifecycle())
     with pytest.raises(ValueError, match="control characters"):

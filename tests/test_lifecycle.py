@@ -127,6 +127,14 @@ async def test_reopen_accepts_streams_normally_again() -> None:
         assert not lc.draining and lc.open_stream().kind is None
 
 
+async def _signalled_stream(lc: Lifecycle, sig: signal.Signals, seconds: float) -> StreamHandle:
+    """A stream of ``lc``, then ``sig`` to this process, then ``seconds`` for the loop to act on it."""
+    handle = lc.open_stream()
+    signal.raise_signal(sig)
+    await asyncio.sleep(seconds)
+    return handle
+
+
 @pytest.fixture
 def server_handler() -> list[int]:
     """A server's own handler for SIGINT, SIGTERM and SIGQUIT: the signals it got."""
@@ -144,9 +152,7 @@ def server_handler() -> list[int]:
 async def test_the_server_hears_of_a_signal_once_the_farewells_are_written(server_handler: list[int]) -> None:
     lc = lifecycle(restart_settle=0)
     async with lc.lifespan():
-        handle = lc.open_stream()
-        signal.raise_signal(signal.SIGTERM)
-        await asyncio.sleep(0.05)
+        handle = await _signalled_stream(lc, signal.SIGTERM, 0.05)
         assert handle.kind == "restart" and server_handler == [], "told first"
         lc.close_stream(handle, Outcome.TOOK)
         await asyncio.sleep(0.01)
@@ -178,21 +184,16 @@ async def test_a_ctrl_c_handled_after_the_reloaders_sigterm_is_still_a_stop(
     on a busy machine the child can handle the SIGTERM first. Either way it is a stop, and the
     server hears the SIGINT first (uvicorn takes a SIGINT after another signal for a forced exit)."""
 
-    async def main() -> None:
-        lc = lifecycle()
-        async with lc.lifespan():
-            handle = lc.open_stream()
-            signal.raise_signal(signal.SIGTERM)
-            await asyncio.sleep(gap)
-            signal.raise_signal(signal.SIGINT)
-            await asyncio.sleep(0.05)
-            assert handle.kind == "stop"
-            lc.close_stream(handle, Outcome.TOOK)
-            await asyncio.sleep(lc.restart_settle + 0.1)
-            assert lc.last_report is not None and lc.last_report.kind == "stop"
-            assert server_handler == [signal.SIGINT, signal.SIGTERM]
-
-    await main()
+    lc = lifecycle()
+    async with lc.lifespan():
+        handle = await _signalled_stream(lc, signal.SIGTERM, gap)
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.sleep(0.05)
+        assert handle.kind == "stop"
+        lc.close_stream(handle, Outcome.TOOK)
+        await asyncio.sleep(lc.restart_settle + 0.1)
+        assert lc.last_report is not None and lc.last_report.kind == "stop"
+        assert server_handler == [signal.SIGINT, signal.SIGTERM]
 
 
 @pytest.mark.anyio
@@ -200,31 +201,24 @@ async def test_a_ctrl_c_after_gunicorns_sigquit_still_reaches_the_server(server_
     """gunicorn's master turns a Ctrl+C into SIGQUIT for its workers, and the worker's own SIGINT
     can come second; uvicorn acts only on the SIGINT, so both reach the server, SIGINT first."""
 
-    async def main() -> None:
-        lc = lifecycle()
-        async with lc.lifespan():
-            handle = lc.open_stream()
-            signal.raise_signal(signal.SIGQUIT)
-            await asyncio.sleep(0.05)
-            signal.raise_signal(signal.SIGINT)
-            await asyncio.sleep(0.05)
-            assert handle.kind == "stop" and server_handler == []
-            lc.close_stream(handle, Outcome.TOOK)
-            await asyncio.sleep(0.05)
-            assert server_handler == [signal.SIGINT, signal.SIGQUIT]
-            signal.raise_signal(signal.SIGTERM)  # after the drain: straight on
-            assert server_handler == [signal.SIGINT, signal.SIGQUIT, signal.SIGTERM]
-
-    await main()
+    lc = lifecycle()
+    async with lc.lifespan():
+        handle = await _signalled_stream(lc, signal.SIGQUIT, 0.05)
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.sleep(0.05)
+        assert handle.kind == "stop" and server_handler == []
+        lc.close_stream(handle, Outcome.TOOK)
+        await asyncio.sleep(0.05)
+        assert server_handler == [signal.SIGINT, signal.SIGQUIT]
+        signal.raise_signal(signal.SIGTERM)  # after the drain: straight on
+        assert server_handler == [signal.SIGINT, signal.SIGQUIT, signal.SIGTERM]
 
 
 @pytest.mark.anyio
 async def test_a_sigterm_alone_is_a_restart_after_the_settle_time(server_handler: list[int]) -> None:
     lc = lifecycle(restart_settle=0.3)
     async with lc.lifespan():
-        handle = lc.open_stream()
-        signal.raise_signal(signal.SIGTERM)
-        await asyncio.sleep(0.15)
+        handle = await _signalled_stream(lc, signal.SIGTERM, 0.15)
         assert handle.kind is None, "a restart waits for a stop that may follow"
         await asyncio.sleep(0.3)
         assert handle.kind == "restart"
@@ -242,19 +236,16 @@ async def test_a_second_ctrl_c_abandons_the_drain_and_reaches_the_server_twice(
         def abandon(self) -> None:
             abandoned.append(True)
 
-    async def main() -> None:
-        lc = lifecycle(drain_timeout=30)
-        async with lc.lifespan():
-            lc.open_stream(Writing())
-            signal.raise_signal(signal.SIGINT)
-            await asyncio.sleep(0.01)
-            signal.raise_signal(signal.SIGINT)
-            await asyncio.sleep(0.05)
-            assert abandoned == [True]
-            assert lc.last_report is not None and lc.last_report.missed == 1
-            assert server_handler == [signal.SIGINT, signal.SIGINT], "uvicorn forces its exit"
-
-    await main()
+    lc = lifecycle(drain_timeout=30)
+    async with lc.lifespan():
+        lc.open_stream(Writing())
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.sleep(0.01)
+        signal.raise_signal(signal.SIGINT)
+        await asyncio.sleep(0.05)
+        assert abandoned == [True]
+        assert lc.last_report is not None and lc.last_report.missed == 1
+        assert server_handler == [signal.SIGINT, signal.SIGINT], "uvicorn forces its exit"
 
 
 class FakeServer:
@@ -294,25 +285,22 @@ async def test_a_request_from_another_thread_starts_the_drain() -> None:
 async def test_producers_are_cancelled_when_the_drain_starts() -> None:
     state: list[str] = []
 
-    async def main() -> None:
-        lc = lifecycle()
+    lc = lifecycle()
 
-        @lc.producer
-        async def forever() -> None:
-            state.append("started")
-            try:
-                await asyncio.Event().wait()
-            finally:
-                state.append("stopped")
+    @lc.producer
+    async def forever() -> None:
+        state.append("started")
+        try:
+            await asyncio.Event().wait()
+        finally:
+            state.append("stopped")
 
-        async with lc.lifespan():
-            await asyncio.sleep(0.01)
-            assert state == ["started"]
-            await lc.shutdown()
-            await asyncio.sleep(0.01)
-            assert state == ["started", "stopped"]
-
-    await main()
+    async with lc.lifespan():
+        await asyncio.sleep(0.01)
+        assert state == ["started"]
+        await lc.shutdown()
+        await asyncio.sleep(0.01)
+        assert state == ["started", "stopped"]
 
 
 def test_the_exit_guard_ends_a_process_that_outlives_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -348,20 +336,17 @@ async def test_ctrl_c_keeps_its_meaning_when_the_server_watch_sees_the_server_st
     def server_handler(signum: int, frame: FrameType | None) -> None:
         server.should_exit = True
 
-    async def main() -> None:
-        lc = lifecycle(on_server_exit="restart")
-        lc.watch(server)
-        async with lc.lifespan():
-            handle = lc.open_stream()
-            loop = asyncio.get_running_loop()
-            # First among the timers due once the loop is free again, so the poll runs after it.
-            loop.call_at(loop.time() - 1000, signal.raise_signal, signal.SIGINT)
-            _busy(0.25)  # a loaded loop: the watch's poll (every 0.1 s) falls due meanwhile
-            await asyncio.sleep(0.05)
-            assert handle.kind == "stop"
-
     signal.signal(signal.SIGINT, server_handler)
-    await main()
+    lc = lifecycle(on_server_exit="restart")
+    lc.watch(server)
+    async with lc.lifespan():
+        handle = lc.open_stream()
+        loop = asyncio.get_running_loop()
+        # First among the timers due once the loop is free again, so the poll runs after it.
+        loop.call_at(loop.time() - 1000, signal.raise_signal, signal.SIGINT)
+        _busy(0.25)  # a loaded loop: the watch's poll (every 0.1 s) falls due meanwhile
+        await asyncio.sleep(0.05)
+        assert handle.kind == "stop"
 
 
 def _busy(seconds: float) -> None:

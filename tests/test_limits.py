@@ -88,27 +88,24 @@ async def test_a_client_key_can_read_a_proxy_header() -> None:
     def forwarded_for(s: dict[str, Any]) -> str:
         return dict(s["headers"]).get(b"x-forwarded-for", b"").decode()
 
-    async def main() -> None:
-        limits = Limits(max_per_client=1, client_key=forwarded_for)
-        lc = lifecycle()
-        async with lc.lifespan():
-            a, b, c = Client(), Client(), Client()
-            ta = serve_from(
-                EventStream(_idle(), lifecycle=lc, limits=limits), a, headers={"X-Forwarded-For": "1.1.1.1"}
-            )
-            tb = serve_from(
-                EventStream(_idle(), lifecycle=lc, limits=limits), b, headers={"X-Forwarded-For": "2.2.2.2"}
-            )
-            await opened(a, b)
-            await serve_from(
-                EventStream(_idle(), lifecycle=lc, limits=limits), c, headers={"X-Forwarded-For": "1.1.1.1"}
-            )
-            assert (a.status, b.status, c.status) == (200, 200, 503)
-            a.left.set()
-            b.left.set()
-            await asyncio.gather(ta, tb)
-
-    await main()
+    limits = Limits(max_per_client=1, client_key=forwarded_for)
+    lc = lifecycle()
+    async with lc.lifespan():
+        a, b, c = Client(), Client(), Client()
+        ta = serve_from(
+            EventStream(_idle(), lifecycle=lc, limits=limits), a, headers={"X-Forwarded-For": "1.1.1.1"}
+        )
+        tb = serve_from(
+            EventStream(_idle(), lifecycle=lc, limits=limits), b, headers={"X-Forwarded-For": "2.2.2.2"}
+        )
+        await opened(a, b)
+        await serve_from(
+            EventStream(_idle(), lifecycle=lc, limits=limits), c, headers={"X-Forwarded-For": "1.1.1.1"}
+        )
+        assert (a.status, b.status, c.status) == (200, 200, 503)
+        a.left.set()
+        b.left.set()
+        await asyncio.gather(ta, tb)
 
 
 async def _idle(started: list[str] | None = None) -> AsyncIterator[str]:
@@ -187,22 +184,19 @@ async def test_authorize_refuses_a_topic_with_403_and_the_subscription_never_joi
         await asyncio.sleep(0)
         return allow(request, topic)
 
-    async def main() -> None:
-        hub = hub_with(authorize=allow_async if asynchronous else allow)
-        async with hub.lifecycle.lifespan():
-            refused, sub = Client(), hub.subscribe("news", "admin")
-            await asyncio.wait_for(serve_from(EventStream(sub), refused, query="user=bob"), 1)
-            assert refused.status == 403 and refused.body == b"Not allowed\n" and refused.ended
-            assert hub.connections() == 0 and sub.finished and hub.lifecycle.open_streams == 0
-            allowed = Client()
-            task = serve_from(EventStream(hub.subscribe("news", "admin")), allowed, query="user=root")
-            await opened(allowed)
-            assert allowed.status == 200 and hub.connections() == 1
-            allowed.left.set()
-            await task
-        assert seen == [("bob", "news"), ("bob", "admin"), ("root", "news"), ("root", "admin")]
-
-    await main()
+    hub = hub_with(authorize=allow_async if asynchronous else allow)
+    async with hub.lifecycle.lifespan():
+        refused, sub = Client(), hub.subscribe("news", "admin")
+        await asyncio.wait_for(serve_from(EventStream(sub), refused, query="user=bob"), 1)
+        assert refused.status == 403 and refused.body == b"Not allowed\n" and refused.ended
+        assert hub.connections() == 0 and sub.finished and hub.lifecycle.open_streams == 0
+        allowed = Client()
+        task = serve_from(EventStream(hub.subscribe("news", "admin")), allowed, query="user=root")
+        await opened(allowed)
+        assert allowed.status == 200 and hub.connections() == 1
+        allowed.left.set()
+        await task
+    assert seen == [("bob", "news"), ("bob", "admin"), ("root", "news"), ("root", "admin")]
 
 
 @pytest.mark.anyio
@@ -210,15 +204,12 @@ async def test_a_failing_authorize_hook_is_the_apps_error_and_leaks_nothing() ->
     def broken(request: Request, topic: str) -> bool:
         raise RuntimeError("the session store is down")
 
-    async def main() -> None:
-        hub = hub_with(authorize=broken)
-        async with hub.lifecycle.lifespan():
-            sub = hub.subscribe("t")
-            with pytest.raises(RuntimeError, match="session store"):
-                await serve_from(EventStream(sub), Client())
-            assert sub.finished and hub.connections() == 0
-
-    await main()
+    hub = hub_with(authorize=broken)
+    async with hub.lifecycle.lifespan():
+        sub = hub.subscribe("t")
+        with pytest.raises(RuntimeError, match="session store"):
+            await serve_from(EventStream(sub), Client())
+        assert sub.finished and hub.connections() == 0
 
 
 def test_limits_count_per_event_loop() -> None:
@@ -262,25 +253,22 @@ def test_send_timeout_must_be_positive() -> None:
 async def test_a_client_that_stops_reading_is_cut_after_the_send_timeout_and_freed(
     heartbeat: float | None, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async def main() -> None:
-        limits = Limits(max_connections=1)
-        hub = hub_with(limits=limits)
-        async with hub.lifecycle.lifespan():
-            client = Client()
-            response = EventStream(hub.subscribe("t"), heartbeat=heartbeat, send_timeout=0.2)
-            task = serve_from(response, client)
-            await opened(client)
-            client.stuck = True  # its socket is full from now on
-            start = asyncio.get_running_loop().time()
-            await hub.publish("t", "one write that never completes")
-            await asyncio.wait_for(task, 2)
-            took = asyncio.get_running_loop().time() - start
-            assert 0.15 < took < 1.0, took
-            assert hub.connections() == 0 and hub.lifecycle.open_streams == 0 and limits.open_streams == 0
-            assert not client.ended, "no more bytes for a client that takes none"
-
-    with caplog.at_level(logging.WARNING, logger="graceful_sse"):
-        await main()
+    caplog.set_level(logging.WARNING, logger="graceful_sse")
+    limits = Limits(max_connections=1)
+    hub = hub_with(limits=limits)
+    async with hub.lifecycle.lifespan():
+        client = Client()
+        response = EventStream(hub.subscribe("t"), heartbeat=heartbeat, send_timeout=0.2)
+        task = serve_from(response, client)
+        await opened(client)
+        client.stuck = True  # its socket is full from now on
+        start = asyncio.get_running_loop().time()
+        await hub.publish("t", "one write that never completes")
+        await asyncio.wait_for(task, 2)
+        took = asyncio.get_running_loop().time() - start
+        assert 0.15 < took < 1.0, took
+        assert hub.connections() == 0 and hub.lifecycle.open_streams == 0 and limits.open_streams == 0
+        assert not client.ended, "no more bytes for a client that takes none"
     assert "took no data for 0.2 s" in caplog.text
 
 
@@ -291,22 +279,19 @@ async def test_a_slow_client_that_keeps_reading_is_not_cut() -> None:
             await asyncio.sleep(0.05)  # each write takes a while, none takes too long
             await super().send(message)
 
-    async def main() -> None:
-        hub, client = hub_with(), Slow()
-        async with hub.lifecycle.lifespan():
-            task = serve_from(EventStream(hub.subscribe("t"), heartbeat=0.02, send_timeout=0.15), client)
-            await opened(client)
-            for i in range(10):
-                await hub.publish("t", f"event {i}")
-            await asyncio.sleep(0.8)
-            assert not task.done()
-            assert [e.data for e in client.parser.events if e.type == "message"] == [
-                f"event {i}" for i in range(10)
-            ]
-            client.left.set()
-            await task
-
-    await main()
+    hub, client = hub_with(), Slow()
+    async with hub.lifecycle.lifespan():
+        task = serve_from(EventStream(hub.subscribe("t"), heartbeat=0.02, send_timeout=0.15), client)
+        await opened(client)
+        for i in range(10):
+            await hub.publish("t", f"event {i}")
+        await asyncio.sleep(0.8)
+        assert not task.done()
+        assert [e.data for e in client.parser.events if e.type == "message"] == [
+            f"event {i}" for i in range(10)
+        ]
+        client.left.set()
+        await task
 
 
 @pytest.mark.anyio

@@ -43,14 +43,11 @@ async def test_a_failing_producer_is_logged_and_started_again(
             raise RuntimeError(f"failure {runs}")
         await asyncio.Event().wait()
 
-    async def main() -> None:
-        task = asyncio.create_task(Producer(flaky, name="flaky").run())
-        await asyncio.sleep(0.2)
-        assert runs == 3 and not task.done()
-        task.cancel()
-
-    with caplog.at_level(logging.ERROR, logger="graceful_sse"):
-        await main()
+    caplog.set_level(logging.ERROR, logger="graceful_sse")
+    task = asyncio.create_task(Producer(flaky, name="flaky").run())
+    await asyncio.sleep(0.2)
+    assert runs == 3 and not task.done()
+    task.cancel()
     assert caplog.text.count("producer flaky failed") == 2
 
 
@@ -74,19 +71,16 @@ def test_every_must_be_positive() -> None:
 async def test_the_lifespan_starts_producers_and_its_end_stops_them() -> None:
     events: list[str] = []
 
-    async def main() -> None:
-        lc = lifecycle()
+    lc = lifecycle()
 
-        @lc.producer(every=0.01, name="ticker")
-        async def tick() -> None:
-            events.append("tick")
+    @lc.producer(every=0.01, name="ticker")
+    async def tick() -> None:
+        events.append("tick")
 
-        async with lc.lifespan():
-            await asyncio.sleep(0.05)
-            assert lc.running_producers == 1
-        assert lc.running_producers == 0
-        count = len(events)
+    async with lc.lifespan():
         await asyncio.sleep(0.05)
-        assert len(events) == count > 0
-
-    await main()
+        assert lc.running_producers == 1
+    assert lc.running_producers == 0
+    count = len(events)
+    await asyncio.sleep(0.05)
+    assert len(events) == count > 0

@@ -32,6 +32,23 @@ def url(redis: RedisServer) -> str:
 
 
 @asynccontextmanager
+async def cut_off_worker(
+    redis: RedisServer, name: str, **kwargs: object
+) -> AsyncIterator[tuple[Hub, Hub, Proxy]]:
+    """Two workers on one Redis, keys of their own: ``a`` direct, ``b`` through a proxy the test cuts."""
+    prefix = f"{name}{uuid.uuid4().hex[:6]}"
+    proxy = Proxy(free_port(), redis.port)
+    try:
+        async with (
+            worker(f"{redis.url}?prefix={prefix}", **kwargs) as a,
+            worker(f"redis://127.0.0.1:{proxy.listen_port}/0?prefix={prefix}", **kwargs) as b,
+        ):
+            yield a, b, proxy
+    finally:
+        proxy.close()
+
+
+@asynccontextmanager
 async def worker(url: str, **kwargs: object) -> AsyncIterator[Hub]:
     """One hub on the shared backend: what each worker process of an app holds."""
     hub = Hub(url, lifecycle=lifecycle(), **kwargs)  # type: ignore[arg-type]
@@ -129,55 +146,39 @@ async def test_a_new_process_replays_what_the_old_one_published(url: str) -> Non
 
 @pytest.mark.anyio
 async def test_a_worker_cut_off_from_redis_catches_up_when_it_returns(redis: RedisServer) -> None:
-    prefix = f"cut{uuid.uuid4().hex[:6]}"
-    proxy = Proxy(free_port(), redis.port)
-    try:
-        async with (
-            worker(f"{redis.url}?prefix={prefix}") as a,
-            worker(f"redis://127.0.0.1:{proxy.listen_port}/0?prefix={prefix}") as b,
-        ):
-            sub = aiter(b.subscribe("t"))
-            await a.publish("t", "before")
-            assert [e.data for e in await take(sub, 1)] == ["before"]
-            proxy.refusing = True
-            proxy.cut()
-            with pytest.raises(BackendUnavailable):
-                for _ in range(50):  # until b notices the cut
-                    await b.publish("t", "from the cut-off worker")
-                    await asyncio.sleep(0.05)
-            for i in range(5):
-                await a.publish("t", f"while cut {i}")
-            proxy.refusing = False
-            events = await take(sub, 5, within=15)
-            assert [e.data for e in events] == [f"while cut {i}" for i in range(5)]
-            await b.publish("t", "after")  # publishing recovers
-            assert [e.data for e in await take(sub, 1)] == ["after"]
-    finally:
-        proxy.close()
+    async with cut_off_worker(redis, "cut") as (a, b, proxy):
+        sub = aiter(b.subscribe("t"))
+        await a.publish("t", "before")
+        assert [e.data for e in await take(sub, 1)] == ["before"]
+        proxy.refusing = True
+        proxy.cut()
+        with pytest.raises(BackendUnavailable):
+            for _ in range(50):  # until b notices the cut
+                await b.publish("t", "from the cut-off worker")
+                await asyncio.sleep(0.05)
+        for i in range(5):
+            await a.publish("t", f"while cut {i}")
+        proxy.refusing = False
+        events = await take(sub, 5, within=15)
+        assert [e.data for e in events] == [f"while cut {i}" for i in range(5)]
+        await b.publish("t", "after")  # publishing recovers
+        assert [e.data for e in await take(sub, 1)] == ["after"]
 
 
 @pytest.mark.anyio
 async def test_events_lost_beyond_the_history_send_a_reset_then_live_ones(redis: RedisServer) -> None:
-    prefix = f"lost{uuid.uuid4().hex[:6]}"
-    proxy = Proxy(free_port(), redis.port)
-    try:
-        async with (
-            worker(f"{redis.url}?prefix={prefix}", history=3) as a,
-            worker(f"redis://127.0.0.1:{proxy.listen_port}/0?prefix={prefix}", history=3) as b,
-        ):
-            sub = aiter(b.subscribe("t"))
-            proxy.refusing = True
-            proxy.cut()
-            await asyncio.sleep(0.3)
-            for i in range(10):
-                await a.publish("t", f"gone {i}")
-            proxy.refusing = False
-            events = await take(sub, 1, within=15)
-            assert events[0].type == "reset"
-            await a.publish("t", "live")
-            assert [e.data for e in await take(sub, 1)] == ["live"]
-    finally:
-        proxy.close()
+    async with cut_off_worker(redis, "lost", history=3) as (a, b, proxy):
+        sub = aiter(b.subscribe("t"))
+        proxy.refusing = True
+        proxy.cut()
+        await asyncio.sleep(0.3)
+        for i in range(10):
+            await a.publish("t", f"gone {i}")
+        proxy.refusing = False
+        events = await take(sub, 1, within=15)
+        assert events[0].type == "reset"
+        await a.publish("t", "live")
+        assert [e.data for e in await take(sub, 1)] == ["live"]
 
 
 @pytest.mark.anyio
@@ -252,33 +253,30 @@ async def test_a_client_resuming_during_an_outage_gets_a_reset_then_live_events(
     """Never silence: the replay cannot be fetched, so ``reset`` (unavailable), then live events
     once Redis is back. A stopped Redis (``kill -STOP``) hangs every call until its timeout."""
 
-    async def main() -> None:
-        server = RedisServer(tmp_path)
-        try:
-            async with worker(server.url) as hub:
-                first = aiter(hub.subscribe("t"))
-                await hub.publish("t", "seen")
-                last = (await take(first, 1))[-1].last_event_id
-                await first.aclose()
-                if outage == "stopped":
-                    server.pause()
-                else:
-                    server.kill()
-                asked = time.monotonic()
-                back = aiter(hub.subscribe("t").resume(last))
-                events = await take(back, 1, within=10)
-                assert events[0].type == "reset" and '"unavailable"' in events[0].data, events
-                print(f"Redis {outage}: reset after {time.monotonic() - asked:.2f} s")
-                if outage == "stopped":
-                    server.resume()
-                else:
-                    server.start()
-                await _publish_when_back(hub, "t", "after the outage")
-                assert [e.data for e in await take(back, 1, within=15)] == ["after the outage"]
-        finally:
-            server.kill()
-
-    await main()
+    server = RedisServer(tmp_path)
+    try:
+        async with worker(server.url) as hub:
+            first = aiter(hub.subscribe("t"))
+            await hub.publish("t", "seen")
+            last = (await take(first, 1))[-1].last_event_id
+            await first.aclose()
+            if outage == "stopped":
+                server.pause()
+            else:
+                server.kill()
+            asked = time.monotonic()
+            back = aiter(hub.subscribe("t").resume(last))
+            events = await take(back, 1, within=10)
+            assert events[0].type == "reset" and '"unavailable"' in events[0].data, events
+            print(f"Redis {outage}: reset after {time.monotonic() - asked:.2f} s")
+            if outage == "stopped":
+                server.resume()
+            else:
+                server.start()
+            await _publish_when_back(hub, "t", "after the outage")
+            assert [e.data for e in await take(back, 1, within=15)] == ["after the outage"]
+    finally:
+        server.kill()
 
 
 async def _publish_when_back(
@@ -354,34 +352,31 @@ async def test_a_publish_that_timed_out_and_ran_later_is_not_repeated_by_its_ret
     """Redis hangs (``kill -STOP``): the publisher hears "outcome unknown"; Redis runs the script
     when it wakes; the retry with the same key delivers nothing more. Killed: "not published"."""
 
-    async def main() -> None:
-        server = RedisServer(tmp_path)
-        try:
-            async with worker(server.url) as publisher, worker(server.url) as reader:
-                sub = aiter(reader.subscribe("orders"))
-                await publisher.publish("orders", "warm the pool")
-                await take(sub, 1)
-                server.pause()
-                with pytest.raises(OutcomeUnknown):
-                    await publisher.publish("orders", "order #42", key="order-42")
-                server.resume()
-                await _publish_when_back(publisher, "orders", "order #42", key="order-42")
-                await publisher.publish("orders", "after")
-                events = await take(sub, 2, within=15)
-                assert [e.data for e in events] == ["order #42", "after"]
-                assert await quiet(sub) == []
-                server.kill()
-                with pytest.raises(NotPublished):
-                    for _ in range(50):
-                        # The pooled connection dies under its command first: that one's
-                        # outcome is unknown; the next cannot connect at all.
-                        with contextlib.suppress(OutcomeUnknown):
-                            await publisher.publish("orders", "into the void")
-                        await asyncio.sleep(0.05)
-        finally:
+    server = RedisServer(tmp_path)
+    try:
+        async with worker(server.url) as publisher, worker(server.url) as reader:
+            sub = aiter(reader.subscribe("orders"))
+            await publisher.publish("orders", "warm the pool")
+            await take(sub, 1)
+            server.pause()
+            with pytest.raises(OutcomeUnknown):
+                await publisher.publish("orders", "order #42", key="order-42")
+            server.resume()
+            await _publish_when_back(publisher, "orders", "order #42", key="order-42")
+            await publisher.publish("orders", "after")
+            events = await take(sub, 2, within=15)
+            assert [e.data for e in events] == ["order #42", "after"]
+            assert await quiet(sub) == []
             server.kill()
-
-    await main()
+            with pytest.raises(NotPublished):
+                for _ in range(50):
+                    # The pooled connection dies under its command first: that one's
+                    # outcome is unknown; the next cannot connect at all.
+                    with contextlib.suppress(OutcomeUnknown):
+                        await publisher.publish("orders", "into the void")
+                    await asyncio.sleep(0.05)
+    finally:
+        server.kill()
 
 
 # -- high availability: Redis Sentinel -------------------------------------------------------
@@ -411,39 +406,36 @@ async def test_a_failover_under_a_steady_publisher_gives_every_client_each_event
     url, primary, replica, sentinel = sentinels
     count, kill_after = 40, 10
 
-    async def main() -> None:
-        async with worker(url) as a, worker(url) as b:
-            clients = [aiter(a.subscribe("t")), aiter(b.subscribe("t"))]
+    async with worker(url) as a, worker(url) as b:
+        clients = [aiter(a.subscribe("t")), aiter(b.subscribe("t"))]
 
-            async def publisher() -> float:
-                killed_at = 0.0
-                for i in range(count):
-                    if i == kill_after:
-                        assert await asyncio.to_thread(_replicas_in_step, primary) == 1
-                        primary.kill()
-                        killed_at = time.monotonic()
-                    await _publish_when_back(a, "t", f"e{i}", key=f"e{i}", within=30)
-                    if i == kill_after:
-                        took = time.monotonic() - killed_at
-                        print(f"failover: the new primary took a publish {took:.1f} s after the kill")
-                    await asyncio.sleep(0.05)
-                return killed_at
+        async def publisher() -> float:
+            killed_at = 0.0
+            for i in range(count):
+                if i == kill_after:
+                    assert await asyncio.to_thread(_replicas_in_step, primary) == 1
+                    primary.kill()
+                    killed_at = time.monotonic()
+                await _publish_when_back(a, "t", f"e{i}", key=f"e{i}", within=30)
+                if i == kill_after:
+                    took = time.monotonic() - killed_at
+                    print(f"failover: the new primary took a publish {took:.1f} s after the kill")
+                await asyncio.sleep(0.05)
+            return killed_at
 
-            publishing = asyncio.create_task(publisher())
-            received = [await take(client, count, within=40) for client in clients]
-            await publishing
-            for events in received:
-                assert [e.data for e in events] == [f"e{i}" for i in range(count)]
-            for client in clients:
-                assert await quiet(client) == []
-            assert sentinel.primary() == replica.port
-            resume_from = received[1][kill_after - 3].last_event_id
-            back = aiter(b.subscribe("t").resume(resume_from))
-            rest = [e.data for e in await take(back, count - kill_after + 2)]
-            assert rest == [f"e{i}" for i in range(kill_after - 2, count)]
-            assert await quiet(back) == []
-
-    await main()
+        publishing = asyncio.create_task(publisher())
+        received = [await take(client, count, within=40) for client in clients]
+        await publishing
+        for events in received:
+            assert [e.data for e in events] == [f"e{i}" for i in range(count)]
+        for client in clients:
+            assert await quiet(client) == []
+        assert sentinel.primary() == replica.port
+        resume_from = received[1][kill_after - 3].last_event_id
+        back = aiter(b.subscribe("t").resume(resume_from))
+        rest = [e.data for e in await take(back, count - kill_after + 2)]
+        assert rest == [f"e{i}" for i in range(kill_after - 2, count)]
+        assert await quiet(back) == []
 
 
 def _replicas_in_step(primary: RedisServer, within: float = 10.0) -> int:
