@@ -207,7 +207,7 @@ class Lifecycle:
 
     # -- runs, one per event loop ------------------------------------------------------------
 
-    def ensure_started(self) -> Run:
+    def run_here(self) -> Run:
         """The run on the running loop, started on first use; safe to call on every stream."""
         loop = asyncio.get_running_loop()
         run = self._runs.get(loop)
@@ -232,7 +232,7 @@ class Lifecycle:
         if run is not None and run.triggers.server_stopping():
             run.on_server_exit()
             del self._runs[run.loop]
-        return self.ensure_started()
+        return self.run_here()
 
     async def _close_run(self, run: Run) -> None:
         await run.close()
@@ -291,24 +291,12 @@ class Lifecycle:
 
     def open_stream(self, handle: StreamHandle | None = None) -> StreamHandle:
         """Register a stream; one opened during the drain is told at once (``handle.late``)."""
-        return self.ensure_started().open_stream(handle or StreamHandle())
+        return self.run_here().open_stream(handle or StreamHandle())
 
     def close_stream(self, handle: StreamHandle, outcome: Outcome) -> None:
         """A stream ended; ``outcome`` says whether it took its farewell."""
         if handle.run is not None:
             handle.run.close_stream(handle, outcome)
-
-    def close_connection(self, scope: Any) -> bool:
-        """Close the connection of ``scope`` under the server (see ``_sockets``); False if unknown."""
-        run = self._here()
-        return run is not None and run.closer.close(scope)
-
-    def flush_timeout(self, handle: StreamHandle) -> float:
-        """How long a told stream may take to write its farewell."""
-        run = handle.run
-        if run is None or run.drain is None:
-            return self.drain_timeout
-        return run.drain.flush_timeout()
 
     def farewell(self, kind: KindName, status_id: str | None = None, *, named_status: bool = True) -> bytes:
         """The bytes that end a stream told ``kind`` (see ``_farewell``)."""
@@ -322,7 +310,7 @@ class Lifecycle:
         For application code (an admin action, a maintenance window). The server keeps running;
         call ``reopen()`` to accept streams normally again.
         """
-        run = self.ensure_started()
+        run = self.run_here()
         run.begin(as_kind(kind), "explicit call")
         drain = run.drain
         assert drain is not None and drain.task is not None

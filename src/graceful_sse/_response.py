@@ -25,6 +25,7 @@ from starlette.types import Receive, Scope, Send
 from ._drain import Outcome, StreamHandle
 from ._lifecycle import Lifecycle
 from ._limits import FORBIDDEN, Limits, Refusal, Ticket
+from ._run import Run
 from ._sources import Pump, Source
 from ._status import DEFAULT_STATUS_ID, status_event
 from ._wire import Event, comment, encode
@@ -112,8 +113,9 @@ class EventStream(Response):
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, lifecycle: Lifecycle) -> None:
         source = self.source.resume(last_event_id(scope))
+        run = lifecycle.run_here()
         stream = _Stream(self, lifecycle, source, send, _label(scope))
-        lifecycle.open_stream(stream)
+        run.open_stream(stream)
         outcome: Outcome | None = None
         try:
             outcome = await stream.respond(scope, receive)
@@ -123,8 +125,8 @@ class EventStream(Response):
                 if not stream.gone:
                     # The server gave up on the response (Hypercorn's graceful_timeout), maybe
                     # with bytes the client is not taking: it would wait for them to drain.
-                    lifecycle.close_connection(scope)
-            lifecycle.close_stream(stream, outcome)
+                    run.close_connection(scope)
+            run.close_stream(stream, outcome)
             await source.aclose()
 
     async def _admit(self, scope: Scope, lifecycle: Lifecycle) -> Ticket | Refusal | None:
@@ -203,6 +205,10 @@ class _Stream(StreamHandle):
         if self.sending and self._task is not None and not self._interrupted:
             self._interrupted = True
             self._task.cancel()
+
+    def _opened_in(self) -> Run:
+        assert self.run is not None, "a stream responds once its run has opened it"
+        return self.run
 
     # -- the response ---------------------------------------------------------------------------
 
@@ -293,7 +299,7 @@ class _Stream(StreamHandle):
         self._task = asyncio.current_task()
         try:
             if self.late:  # the drain may be over: this stream keeps its own bound
-                async with asyncio.timeout(self.lifecycle.flush_timeout(self)):
+                async with asyncio.timeout(self._opened_in().flush_timeout()):
                     took = await self._write(data, more=False)
             else:
                 took = await self._write(data, more=False)
@@ -334,7 +340,7 @@ class _Stream(StreamHandle):
         which lets its graceful shutdown complete and keeps its log free of an unfinished
         response.
         """
-        if self.gone or not self.lifecycle.close_connection(scope):
+        if self.gone or not self._opened_in().close_connection(scope):
             return
         with contextlib.suppress(TimeoutError, OSError):
             async with asyncio.timeout(DROP_WAIT):

@@ -32,6 +32,8 @@ from ._sockets import SocketCloser
 from ._triggers import Triggers
 
 if TYPE_CHECKING:
+    from starlette.types import Scope
+
     from ._lifecycle import Lifecycle
 
 __all__ = ["Run"]
@@ -120,6 +122,14 @@ class Run:
             drain.count(handle, outcome)
             if not self.streams:
                 drain.done.set()
+
+    def close_connection(self, scope: Scope) -> bool:
+        """Close the connection of ``scope`` under the server (see ``_sockets``); False if unknown."""
+        return self.closer.close(scope)
+
+    def flush_timeout(self) -> float:
+        """How long a told stream may still take to write its farewell."""
+        return self.drain.flush_timeout() if self.drain is not None else self.lifecycle.drain_timeout
 
     # -- 1. the trigger ------------------------------------------------------------------------
 
