@@ -154,7 +154,8 @@
   };
 
   /**
-   * Give the listeners an event of the stream (a copy: the real one may be another tab's).
+   * Give the listeners an event of the stream, as a new MessageEvent (the event came from the
+   * real EventSource, or from the leader tab as data).
    * @param {string} type
    * @param {string} data
    * @param {string} [lastEventId]

@@ -172,8 +172,8 @@
   }
 
   /**
-   * Reconnect a stream element that has no GracefulEventSource (htmx 4's, or a closed one's):
-   * reopen it as a new element, which htmx 4's monitor shows as connecting.
+   * Reconnect a stream element that has no open GracefulEventSource (htmx 4's, or one that htmx 2's
+   * extension closed): reopen it as a new element; with htmx 4 it shows "connecting" at once.
    * @param {Element} elt
    */
   function reopenStreamElement(elt) {

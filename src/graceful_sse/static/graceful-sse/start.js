@@ -40,6 +40,7 @@
     }
   });
 
+  /* The browser's events, passed to every open stream (each decides what they mean for it). */
   window.addEventListener("offline", function () {
     streams().forEach(function (s) { s.goOffline(); });
   });
