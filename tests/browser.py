@@ -1,14 +1,21 @@
-"""Debian's Chromium driven by playwright, and a page that records what a user would notice."""
+"""Debian's Chromium driven by playwright, a page that records what a user would notice, and the
+servers the browser tests open pages on (the page app, the demo)."""
 
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, sync_playwright
+
+from harness import BIN, RunMode, Server, demo, free_port, running
+from tcp_proxy import Listener, Proxy
 
 CHROMIUM = "/usr/bin/chromium"
 # Without the background-networking flags Chromium keeps calling home, which this machine refuses.
@@ -22,6 +29,7 @@ ARGS = [
     "--disable-sync",
 ]
 SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
+RECONNECT = "#sse-status [data-sse-reconnect]"
 
 
 @contextlib.contextmanager
@@ -32,6 +40,16 @@ def chromium() -> Iterator[Browser]:
             yield browser
         finally:
             browser.close()
+
+
+@contextlib.contextmanager
+def fresh_context(browser: Browser, **options: Any) -> Iterator[BrowserContext]:
+    """A fresh browser profile with playwright's ``options``, closed after."""
+    context = browser.new_context(**options)
+    try:
+        yield context
+    finally:
+        context.close()
 
 
 @dataclass
@@ -62,6 +80,20 @@ class Watched:
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         self.page.locator("#sse-status").screenshot(path=str(SCREENSHOTS / f"status-{name}.png"))
 
+    def press_reconnect(self) -> None:
+        """The user presses the indicator's Reconnect."""
+        self.page.click(RECONNECT)
+
+    def problems_except(self, *expected: re.Pattern[str]) -> list[str]:
+        """The console problems that match none of the ``expected`` ones (the network's, say)."""
+        return [p for p in self.problems if not any(e.search(p) for e in expected)]
+
+    def requests_during(self, ms: int) -> int:
+        """How many stream requests the page makes in the next ``ms`` milliseconds."""
+        before = len(self.stream_requests)
+        self.page.wait_for_timeout(ms)
+        return len(self.stream_requests) - before
+
 
 def open_page(context: BrowserContext, url: str, stream_path: str = "/feed") -> Watched:
     page = context.new_page()
@@ -84,3 +116,65 @@ def open_page(context: BrowserContext, url: str, stream_path: str = "/feed") -> 
     )
     page.goto(url)
     return watched
+
+
+def attempts_after_stop(page: Watched, port: int, ms: int) -> tuple[int, int]:
+    """Take the stopped server's ``port`` for ``ms`` milliseconds: the connections anyone made to
+    it, and the stream requests the page made."""
+    listener = Listener(port)
+    try:
+        requests = page.requests_during(ms)
+    finally:
+        listener.close()
+    return listener.connections, requests
+
+
+# ---- the servers the pages are on -----------------------------------------------------------
+
+
+def page_app(port: int, htmx: int = 2, **env: str) -> RunMode:
+    """tests/apps/page_app.py under uvicorn; ``env``: its PAGE_* settings."""
+    cmd = [str(BIN / "uvicorn"), "page_app:app", "--port", str(port)]
+    return RunMode("page app", cmd, env={"PAGE_HTMX": str(htmx), **env})
+
+
+@contextlib.contextmanager
+def running_page_app(log: Path, htmx: int = 2, **env: str) -> Iterator[Server]:
+    """The page app on a free port, ready."""
+    port = free_port()
+    with running(page_app(port, htmx, **env), port, log) as server:
+        yield server
+
+
+@contextlib.contextmanager
+def running_demo(log: Path) -> Iterator[Server]:
+    """The demo (``python -m graceful_sse.demo``) on a free port, ready once its page is."""
+    port = free_port()
+    with running(demo(port), port, log, ready_path="/") as server:
+        yield server
+
+
+def open_demo(context: BrowserContext, server: Server) -> Watched:
+    """The demo's page (its stream is /stream)."""
+    return open_page(context, server.url + "/", stream_path="/stream")
+
+
+def publish(url: str, text: str) -> str:
+    """Publish ``text`` to the page app's feed; the event's id."""
+    return str(httpx.get(url + "/publish", params={"text": text}).json()["id"])
+
+
+def stats(url: str) -> dict[str, Any]:
+    """The page app's /stats: open streams, the Last-Event-IDs it resumed from, refusals."""
+    data: dict[str, Any] = httpx.get(url + "/stats").json()
+    return data
+
+
+@contextlib.contextmanager
+def proxied(server: Server) -> Iterator[tuple[Proxy, str]]:
+    """A TCP proxy in front of ``server`` (to cut connections), and the page's URL through it."""
+    proxy = Proxy(free_port(), server.port)
+    try:
+        yield proxy, f"http://127.0.0.1:{proxy.listen_port}/"
+    finally:
+        proxy.close()

@@ -6,49 +6,47 @@ The indicator's screenshots land in docs/screenshots/ (the README shows them).
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Route
 
 import graceful_sse
 
-from browser import SCREENSHOTS, Watched, open_page
-from harness import APPS, BIN, RunMode, Server, demo, free_port, running
-from tcp_proxy import Listener, Proxy
+from browser import (
+    SCREENSHOTS,
+    Watched,
+    attempts_after_stop,
+    open_demo,
+    open_page,
+    page_app,
+    proxied,
+    publish,
+    running_demo,
+    running_page_app,
+    stats,
+)
+from harness import APPS, RunMode, Server, free_port, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
 # Chromium reports a refused connection itself; that is the network, not the page's scripts.
-NETWORK = ("net::ERR_CONNECTION_REFUSED", "Failed to load resource")
-
-
-def page_app(port: int, **env: str) -> RunMode:
-    return RunMode("page app", [str(BIN / "uvicorn"), "page_app:app", "--port", str(port)], env=env)
-
-
-def publish(url: str, text: str) -> str:
-    return str(httpx.get(url + "/publish", params={"text": text}).json()["id"])
-
-
-def stats(url: str) -> dict:  # type: ignore[type-arg]
-    return httpx.get(url + "/stats").json()  # type: ignore[no-any-return]
+NETWORK = re.compile("net::ERR_CONNECTION_REFUSED|Failed to load resource")
 
 
 def js_problems(page: Watched) -> list[str]:
-    return [p for p in page.problems if not any(n in p for n in NETWORK)]
+    return page.problems_except(NETWORK)
 
 
 def test_the_demo_streams_live_stats_and_messages_posted_from_another_page(
     context: BrowserContext, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with running(demo(port), port, tmp_path / "server.log", ready_path="/") as server:
-        a = open_page(context, server.url + "/", stream_path="/stream")
-        b = open_page(context, server.url + "/", stream_path="/stream")
+    with running_demo(tmp_path / "server.log") as server:
+        a = open_demo(context, server)
+        b = open_demo(context, server)
         a.wait_state("live")
         b.wait_state("live")
         a.screenshot_status("live")
@@ -75,22 +73,17 @@ def test_the_demo_streams_live_stats_and_messages_posted_from_another_page(
 def test_ctrl_c_on_the_serve_demo_says_stopped_and_the_browser_never_asks_again(
     context: BrowserContext, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with running(demo(port), port, tmp_path / "server.log", ready_path="/") as server:
-        page = open_page(context, server.url + "/", stream_path="/stream")
+    with running_demo(tmp_path / "server.log") as server:
+        page = open_demo(context, server)
         page.wait_state("live")
         server.sigint_group()
         assert page.wait_state("stopped", timeout=2.0) < 2.0
         page.screenshot_status("stopped")
         server.wait_exit(10)
-        requests = len(page.stream_requests)
-        listener = Listener(port)
-        try:
-            page.page.wait_for_timeout(6_000)  # past the longest restart delay (5 s)
-        finally:
-            listener.close()
-        assert listener.connections == 0, "the browser tried to reconnect to a stopped server"
-        assert len(page.stream_requests) == requests
+        # past the longest restart delay (5 s)
+        connections, requests = attempts_after_stop(page, server.port, 6_000)
+        assert connections == 0, "the browser tried to reconnect to a stopped server"
+        assert requests == 0
         assert page.status() == "stopped" and page.problems == []
 
 
@@ -98,9 +91,7 @@ def test_sigterm_says_restarting_then_live_and_later_messages_arrive(
     context: BrowserContext, tmp_path: Path
 ) -> None:
     port = free_port()
-    first = Server(page_app(port), port, tmp_path / "first.log")
-    try:
-        first.wait_ready()
+    with running(page_app(port), port, tmp_path / "first.log") as first:
         page = open_page(context, first.url + "/")
         page.wait_state("live")
         publish(first.url, "before the restart")
@@ -109,8 +100,6 @@ def test_sigterm_says_restarting_then_live_and_later_messages_arrive(
         page.wait_state("restarting", timeout=5)
         page.screenshot_status("restarting")
         first.wait_exit(10)
-    finally:
-        first.kill()
     with running(page_app(port), port, tmp_path / "second.log") as second:
         page.wait_state("live", timeout=20)
         publish(second.url, "after the restart")
@@ -150,11 +139,9 @@ def test_a_code_change_under_serve_reload_restarts_the_page_back_to_live(
 def test_a_dropped_connection_resumes_with_last_event_id_and_loses_nothing(
     context: BrowserContext, tmp_path: Path
 ) -> None:
-    server_port, proxy_port = free_port(), free_port()
-    with running(page_app(server_port), server_port, tmp_path / "server.log") as server:
-        proxy = Proxy(proxy_port, server_port)
-        try:
-            page = open_page(context, f"http://127.0.0.1:{proxy_port}/")
+    with running_page_app(tmp_path / "server.log") as server:
+        with proxied(server) as (proxy, url):
+            page = open_page(context, url)
             page.wait_state("live")
             publish(server.url, "m1")
             last = publish(server.url, "m2")
@@ -167,8 +154,6 @@ def test_a_dropped_connection_resumes_with_last_event_id_and_loses_nothing(
             page.wait_feed("m4", timeout=15)
             publish(server.url, "m5")
             page.wait_feed("m5")
-        finally:
-            proxy.close()
         assert page.feed() == ["m1", "m2", "m3", "m4", "m5"], "each missed message exactly once"
         assert stats(server.url)["resumed_from"] == [last], "the browser sent Last-Event-ID"
         assert js_problems(page) == []
@@ -179,21 +164,16 @@ def test_after_max_attempts_it_gives_up_and_reconnect_brings_it_back(
 ) -> None:
     port = free_port()
     mode = page_app(port, PAGE_MAX_ATTEMPTS="2")
-    first = Server(mode, port, tmp_path / "first.log")
-    try:
-        first.wait_ready()
+    with running(mode, port, tmp_path / "first.log") as first:
         page = open_page(context, first.url + "/")
         page.wait_state("live")
-    finally:
-        first.kill()  # SIGKILL: no farewell, the connection just breaks
+    # running() ends with SIGKILL: no farewell, the connection just breaks
     page.wait_state("given-up", timeout=20)
     page.screenshot_status("given-up")
     assert "reconnecting" in page.states
-    requests = len(page.stream_requests)
-    page.page.wait_for_timeout(3000)
-    assert len(page.stream_requests) == requests, "given up means no more attempts"
+    assert page.requests_during(3000) == 0, "given up means no more attempts"
     with running(mode, port, tmp_path / "second.log") as second:
-        page.page.click("#sse-status [data-sse-reconnect]")
+        page.press_reconnect()
         page.wait_state("live", timeout=10)
         publish(second.url, "back")
         page.wait_feed("back")
@@ -201,20 +181,16 @@ def test_after_max_attempts_it_gives_up_and_reconnect_brings_it_back(
 
 def test_stopped_then_reconnect_after_the_server_is_back(context: BrowserContext, tmp_path: Path) -> None:
     port = free_port()
-    first = Server(page_app(port), port, tmp_path / "first.log")
-    try:
-        first.wait_ready()
+    with running(page_app(port), port, tmp_path / "first.log") as first:
         page = open_page(context, first.url + "/")
         page.wait_state("live")
         first.sigint_group()
         page.wait_state("stopped", timeout=2)
         first.wait_exit(10)
-    finally:
-        first.kill()
     with running(page_app(port), port, tmp_path / "second.log") as second:
         page.page.wait_for_timeout(1000)
         assert page.status() == "stopped", "nothing reconnects by itself after a stop"
-        page.page.click("#sse-status [data-sse-reconnect]")
+        page.press_reconnect()
         page.wait_state("live", timeout=10)
         publish(second.url, "hello again")
         page.wait_feed("hello again")
@@ -229,9 +205,7 @@ def test_stopped_then_reconnect_after_the_server_is_back(context: BrowserContext
 def test_the_stop_path_without_our_script_and_with_htmx4(
     context: BrowserContext, tmp_path: Path, htmx: int, monitor: str
 ) -> None:
-    port = free_port()
-    mode = page_app(port, PAGE_HTMX=str(htmx), PAGE_MONITOR=monitor)
-    with running(mode, port, tmp_path / "server.log") as server:
+    with running_page_app(tmp_path / "server.log", htmx, PAGE_MONITOR=monitor) as server:
         page = open_page(context, server.url + "/")
         page.wait_state("live")
         publish(server.url, "live message")
@@ -239,13 +213,7 @@ def test_the_stop_path_without_our_script_and_with_htmx4(
         server.sigint_group()
         page.wait_state("stopped", timeout=5)
         server.wait_exit(10)
-        requests = len(page.stream_requests)
-        listener = Listener(port)
-        try:
-            page.page.wait_for_timeout(5000)
-        finally:
-            listener.close()
-        assert listener.connections == 0 and len(page.stream_requests) == requests
+        assert attempts_after_stop(page, server.port, 5000) == (0, 0)
         assert page.feed() == ["live message"]
         assert page.problems == []
 
@@ -253,8 +221,7 @@ def test_the_stop_path_without_our_script_and_with_htmx4(
 def test_tabs_share_one_connection_and_a_new_leader_takes_over(
     context: BrowserContext, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with running(page_app(port, PAGE_SHARED="1"), port, tmp_path / "server.log") as server:
+    with running_page_app(tmp_path / "server.log", PAGE_SHARED="1") as server:
         tabs = [open_page(context, server.url + "/") for _ in range(3)]
         for tab in tabs:
             tab.wait_state("live")
@@ -278,8 +245,7 @@ def test_tabs_share_one_connection_and_a_new_leader_takes_over(
 
 
 def test_offline_pauses_and_online_resumes(context: BrowserContext, tmp_path: Path) -> None:
-    port = free_port()
-    with running(page_app(port), port, tmp_path / "server.log") as server:
+    with running_page_app(tmp_path / "server.log") as server:
         page = open_page(context, server.url + "/")
         page.wait_state("live")
         context.set_offline(True)
@@ -294,8 +260,7 @@ def test_offline_pauses_and_online_resumes(context: BrowserContext, tmp_path: Pa
 
 def test_connecting_state_screenshot(context: BrowserContext, tmp_path: Path) -> None:
     """The indicator as the page first renders it, before the stream opens."""
-    port = free_port()
-    with running(page_app(port), port, tmp_path / "server.log") as server:
+    with running_page_app(tmp_path / "server.log") as server:
         context.route("**/feed*", lambda route: None)  # hold the stream request
         page = open_page(context, server.url + "/")
         page.page.wait_for_selector('#sse-status[data-state="connecting"]')
@@ -317,8 +282,7 @@ def test_it_works_beside_fasthtmls_default_headers(context: BrowserContext, tmp_
             )
 
     context.route("https://cdn.jsdelivr.net/**", cdn)
-    port = free_port()
-    with running(page_app(port, PAGE_DEFAULT_HDRS="1"), port, tmp_path / "server.log") as server:
+    with running_page_app(tmp_path / "server.log", PAGE_DEFAULT_HDRS="1") as server:
         page = open_page(context, server.url + "/")
         assert "cdn.jsdelivr.net/npm/htmx.org" in page.page.content()
         page.wait_state("live")

@@ -11,18 +11,13 @@ from __future__ import annotations
 import itertools
 import re
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, Route
 
-from browser import Watched, open_page
-from harness import BIN, RunMode, Server, free_port, running
-from tcp_proxy import Proxy
+from browser import Watched, open_page, proxied, publish, running_page_app, stats
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
@@ -35,11 +30,6 @@ REFUSED = re.compile(r"^error: Failed to load resource: the server responded wit
 NETWORK = re.compile(r"^error: Failed to load resource: net::ERR_")
 # htmx 4 logs every event whose detail carries an error, hx-sse's network errors and refusals too.
 HTMX4_LOG = re.compile(r"^error: htmx: htmx:sse:error: ")
-
-
-def page_app(port: int, htmx: int = 2, **env: str) -> RunMode:
-    cmd = [str(BIN / "uvicorn"), "page_app:app", "--port", str(port)]
-    return RunMode("page app", cmd, env={"PAGE_HTMX": str(htmx), **env})
 
 
 @dataclass
@@ -73,11 +63,7 @@ def watch(context: BrowserContext, url: str) -> tuple[Watched, FeedRequests]:
 
 
 def script_problems(page: Watched) -> list[str]:
-    return [p for p in page.problems if not any(r.match(p) for r in (REFUSED, NETWORK, HTMX4_LOG))]
-
-
-def publish(server: Server, text: str) -> None:
-    httpx.get(server.url + "/publish", params={"text": text})
+    return page.problems_except(REFUSED, NETWORK, HTMX4_LOG)
 
 
 def assert_feed_holds_only_messages(page: Watched) -> None:
@@ -93,22 +79,13 @@ def assert_not_allowed(page: Watched) -> None:
     assert_feed_holds_only_messages(page)
 
 
-@contextmanager
-def proxied(server: Server) -> Iterator[tuple[Proxy, str]]:
-    proxy = Proxy(free_port(), server.port)
-    try:
-        yield proxy, f"http://127.0.0.1:{proxy.listen_port}/"
-    finally:
-        proxy.close()
-
-
 @HTMX
 def test_a_full_server_makes_the_page_wait_at_least_retry_after_then_it_gets_in(
     context: BrowserContext, tmp_path: Path, htmx: int
 ) -> None:
-    port = free_port()
-    mode = page_app(port, htmx, PAGE_MAX_STREAMS="1", PAGE_RETRY_AFTER="2")
-    with running(mode, port, tmp_path / "server.log") as server:
+    with running_page_app(
+        tmp_path / "server.log", htmx, PAGE_MAX_STREAMS="1", PAGE_RETRY_AFTER="2"
+    ) as server:
         first = open_page(context, server.url + "/")
         first.wait_state("live")
         second, requests = watch(context, server.url + "/")
@@ -121,11 +98,11 @@ def test_a_full_server_makes_the_page_wait_at_least_retry_after_then_it_gets_in(
         gaps = [b - a for a, b in itertools.pairwise(gets)]
         assert min(gaps) >= 2.0, f"a retry came before Retry-After: {gaps}"
         assert second.status() == "reconnecting"
-        assert httpx.get(server.url + "/stats").json()["refused"] >= 2
+        assert stats(server.url)["refused"] >= 2
         first.page.close()  # its place frees up
         second.wait_state("live", timeout=20)
         assert "stopped" not in second.states and "given-up" not in second.states
-        publish(server, "in at last")
+        publish(server.url, "in at last")
         second.wait_feed("in at last")
         assert second.feed() == ["in at last"]
         assert_feed_holds_only_messages(second)
@@ -136,8 +113,7 @@ def test_a_full_server_makes_the_page_wait_at_least_retry_after_then_it_gets_in(
 def test_a_refused_topic_stops_the_page_with_the_reason_until_reconnect(
     context: BrowserContext, tmp_path: Path, htmx: int
 ) -> None:
-    port = free_port()
-    with running(page_app(port, htmx, PAGE_MEMBERS_ONLY="1"), port, tmp_path / "server.log") as server:
+    with running_page_app(tmp_path / "server.log", htmx, PAGE_MEMBERS_ONLY="1") as server:
         page, requests = watch(context, server.url + "/")
         page.wait_state("stopped")
         assert_not_allowed(page)
@@ -145,14 +121,12 @@ def test_a_refused_topic_stops_the_page_with_the_reason_until_reconnect(
             page.screenshot_status("not-allowed")
         # htmx 4 reads the status from its own request; an EventSource needs one HEAD to learn it
         assert requests.methods() == (["GET", "HEAD"] if htmx == 2 else ["GET"])
-        count = len(requests.seen)
-        page.page.wait_for_timeout(5000)
-        assert len(requests.seen) == count, "nothing more until the user asks"
+        assert page.requests_during(5000) == 0, "nothing more until the user asks"
         context.add_cookies([{"name": "member", "value": "yes", "url": server.url}])
-        page.page.click("#sse-status [data-sse-reconnect]")
+        page.press_reconnect()
         page.wait_state("live", timeout=10)
         assert page.page.locator("#sse-status").get_attribute("data-reason") is None
-        publish(server, "welcome")
+        publish(server.url, "welcome")
         page.wait_feed("welcome")
         assert script_problems(page) == []
 
@@ -161,23 +135,20 @@ def test_a_refused_topic_stops_the_page_with_the_reason_until_reconnect(
 def test_a_reconnection_refused_with_403_stops_and_asks_nothing_more(
     context: BrowserContext, tmp_path: Path, htmx: int
 ) -> None:
-    port = free_port()
     with (
-        running(page_app(port, htmx, PAGE_MEMBERS_ONLY="1"), port, tmp_path / "server.log") as server,
+        running_page_app(tmp_path / "server.log", htmx, PAGE_MEMBERS_ONLY="1") as server,
         proxied(server) as (proxy, url),
     ):
         context.add_cookies([{"name": "member", "value": "yes", "url": url}])
-        page, requests = watch(context, url)
+        page = open_page(context, url)
         page.wait_state("live")
-        publish(server, "before")
+        publish(server.url, "before")
         page.wait_feed("before")
         context.clear_cookies()  # membership ends while the stream is open
         proxy.cut()
         page.wait_state("stopped", timeout=15)
         assert_not_allowed(page)
-        count = len(requests.seen)
-        page.page.wait_for_timeout(5000)
-        assert len(requests.seen) == count, "nothing more until the user asks"
+        assert page.requests_during(5000) == 0, "nothing more until the user asks"
         assert page.feed() == ["before"]
         assert script_problems(page) == []
 
@@ -187,14 +158,10 @@ def test_a_reconnection_refused_with_503_waits_retry_after_and_resumes_where_it_
     context: BrowserContext, tmp_path: Path, htmx: int
 ) -> None:
     """A load balancer (here: the browser's own request routing) answers 503 for a while."""
-    port = free_port()
-    with (
-        running(page_app(port, htmx), port, tmp_path / "server.log") as server,
-        proxied(server) as (proxy, url),
-    ):
+    with running_page_app(tmp_path / "server.log", htmx) as server, proxied(server) as (proxy, url):
         page, requests = watch(context, url)
         page.wait_state("live")
-        publish(server, "m1")
+        publish(server.url, "m1")
         page.wait_feed("m1")
 
         def busy(route: Route) -> None:
@@ -203,7 +170,7 @@ def test_a_reconnection_refused_with_503_waits_retry_after_and_resumes_where_it_
         context.route("**/feed*", busy)
         proxy.cut()
         page.wait_state("reconnecting", timeout=10)
-        publish(server, "m2")  # missed while refused
+        publish(server.url, "m2")  # missed while refused
         deadline = time.monotonic() + 30
         while len(refused := requests.times("GET")[1:]) < 3 and time.monotonic() < deadline:
             page.page.wait_for_timeout(250)
@@ -213,7 +180,7 @@ def test_a_reconnection_refused_with_503_waits_retry_after_and_resumes_where_it_
         assert page.status() == "reconnecting"
         context.unroute("**/feed*", busy)
         page.wait_state("live", timeout=20)
-        publish(server, "m3")
+        publish(server.url, "m3")
         page.wait_feed("m3")
         assert page.feed() == ["m1", "m2", "m3"], "resumed where it was: each message once"
         assert page.page.locator("#sse-status").get_attribute("data-reason") is None
@@ -224,20 +191,18 @@ def test_a_reconnection_refused_with_503_waits_retry_after_and_resumes_where_it_
 def test_tabs_sharing_a_stream_all_say_not_allowed_and_reconnect_together(
     context: BrowserContext, tmp_path: Path
 ) -> None:
-    port = free_port()
-    mode = page_app(port, 2, PAGE_MEMBERS_ONLY="1", PAGE_SHARED="1")
-    with running(mode, port, tmp_path / "server.log") as server:
+    with running_page_app(tmp_path / "server.log", 2, PAGE_MEMBERS_ONLY="1", PAGE_SHARED="1") as server:
         tabs = [open_page(context, server.url + "/") for _ in range(2)]
         for tab in tabs:
             tab.wait_state("stopped")
             assert_not_allowed(tab)
         context.add_cookies([{"name": "member", "value": "yes", "url": server.url}])
         follower = next(t for t in tabs if not t.stream_requests)
-        follower.page.click("#sse-status [data-sse-reconnect]")
+        follower.press_reconnect()
         for tab in tabs:
             tab.wait_state("live", timeout=10)
-        assert httpx.get(server.url + "/stats").json()["streams"] == 1
-        publish(server, "welcome both")
+        assert stats(server.url)["streams"] == 1
+        publish(server.url, "welcome both")
         for tab in tabs:
             tab.wait_feed("welcome both")
             assert script_problems(tab) == []

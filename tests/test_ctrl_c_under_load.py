@@ -29,7 +29,6 @@ from harness import (
     Server,
     Stream,
     busy_machine,
-    demo,
     free_port,
     open_streams,
     run_modes,
@@ -104,14 +103,13 @@ async def _ctrl_c_with_streams_open(server: Server) -> list[Stream]:
 def _stops_in_chromium(context: BrowserContext, tmp_path: Path) -> list[float]:
     """``RUNS`` Ctrl+Cs on the demo with a page open; every page stays open to the end, and
     none may ask again, however long after its stop."""
-    from browser import open_page
+    from browser import open_demo, running_demo
 
     exits = []
     stopped: list[tuple[Watched, int, int]] = []
     for run in range(RUNS):
-        port = free_port()
-        with running(demo(port), port, tmp_path / f"demo-{run}.log", ready_path="/") as server:
-            page = open_page(context, server.url + "/", stream_path="/stream")
+        with running_demo(tmp_path / f"demo-{run}.log") as server:
+            page = open_demo(context, server)
             page.wait_state("live", timeout=30)
             server.sigint_group()
             page.wait_state("stopped", timeout=BOUND)

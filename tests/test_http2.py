@@ -138,10 +138,9 @@ def test_a_page_over_http2_shows_the_farewell(
     browser: Browser, h2_server: Server, signal_name: str, state: str
 ) -> None:
     """Chromium honours a GOAWAY as HTTP/2 means it: the streams it lets finish are read."""
-    from browser import open_page
+    from browser import fresh_context, open_page
 
-    context = browser.new_context(ignore_https_errors=True)
-    try:
+    with fresh_context(browser, ignore_https_errors=True) as context:
         page = open_page(context, h2_server.url + "/")
         page.wait_state("live")
         protocol = page.page.evaluate("performance.getEntriesByType('navigation')[0].nextHopProtocol")
@@ -149,5 +148,3 @@ def test_a_page_over_http2_shows_the_farewell(
         h2_server.sigint_group() if signal_name == "SIGINT" else h2_server.sigterm_main()
         page.wait_state(state, timeout=BOUND)
         h2_server.wait_exit(BOUND)
-    finally:
-        context.close()

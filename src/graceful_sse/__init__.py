@@ -29,7 +29,7 @@ from ._sources import Source
 from ._wire import Encoded, Event, encode
 
 if TYPE_CHECKING:
-    from .components import SSEScripts, SSEStatus, SSEStream, sse_assets
+    from ._components import SSEScripts, SSEStatus, SSEStream, sse_assets
 
 __all__ = [
     "Authorize",
@@ -70,5 +70,5 @@ _FASTHTML_COMPONENTS = frozenset({"SSEScripts", "SSEStatus", "SSEStream", "sse_a
 def __getattr__(name: str) -> Any:
     # The components need FastHTML (the [fasthtml] extra): imported only when an app asks.
     if name in _FASTHTML_COMPONENTS:
-        return getattr(importlib.import_module(".components", __name__), name)
+        return getattr(importlib.import_module("._components", __name__), name)
     raise AttributeError(f"module 'graceful_sse' has no attribute {name!r}")

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar, overload
+from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
 from starlette.types import Scope
 
@@ -337,6 +337,8 @@ class Hub:
     ``max_event_bytes`` (1 MiB; ``None``: no limit) refuses bigger events at the publisher with a
     ``ValueError``.
     """
+
+    MAX_KEY_LENGTH: ClassVar[int] = MAX_KEY  # characters of a publish ``key``
 
     def __init__(
         self,

@@ -10,8 +10,7 @@ import os
 
 from fasthtml.common import H1, Li, Link, Main, Title, Ul, fast_app, serve
 
-from graceful_sse import EventStream, Hub, Limits, last_event_id
-from graceful_sse.components import SSEScripts, SSEStatus, SSEStream, sse_assets
+from graceful_sse import EventStream, Hub, Limits, SSEScripts, SSEStatus, SSEStream, last_event_id, sse_assets
 
 HTMX = int(os.environ.get("PAGE_HTMX", "2"))
 MONITOR = os.environ.get("PAGE_MONITOR", "1") == "1"

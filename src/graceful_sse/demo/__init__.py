@@ -43,9 +43,17 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     raise ImportError("the demo needs its extra: pip install 'graceful-sse[demo]'") from exc
 from starlette.responses import Response
 
-from graceful_sse import BackendUnavailable, EventStream, Hub, NotPublished, OutcomeUnknown
-from graceful_sse._backends import MAX_KEY
-from graceful_sse.components import SSEScripts, SSEStatus, SSEStream, sse_assets
+from graceful_sse import (
+    BackendUnavailable,
+    EventStream,
+    Hub,
+    NotPublished,
+    OutcomeUnknown,
+    SSEScripts,
+    SSEStatus,
+    SSEStream,
+    sse_assets,
+)
 
 CSS = (Path(__file__).parent / "style.css").read_text()
 FAVICON = (
@@ -191,8 +199,8 @@ async def post_message(text: str = "", key: str = ""):
         return Response("A message needs some text.", status_code=400)
     if len(text) > MAX_MESSAGE:
         return Response(f"A message holds at most {MAX_MESSAGE} characters.", status_code=413)
-    if len(key) > MAX_KEY:
-        return Response(f"A message key holds at most {MAX_KEY} characters.", status_code=400)
+    if len(key) > Hub.MAX_KEY_LENGTH:
+        return Response(f"A message key holds at most {Hub.MAX_KEY_LENGTH} characters.", status_code=400)
     at = datetime.now().strftime("%H:%M:%S")
     try:
         await hub.publish(TOPIC, message_item(text, at), event="chat", key=key or None)

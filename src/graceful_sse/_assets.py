@@ -23,7 +23,10 @@ HtmxVersion = Literal[2, 4]
 
 _HTMX = {2: "vendor/htmx-2/htmx.min.js", 4: "vendor/htmx-4/htmx.min.js"}
 _SSE_EXTENSION = {2: "vendor/htmx-ext-sse-2/sse.js", 4: "vendor/htmx-4/hx-sse.js"}
-MONITOR = "graceful-sse.js"
+# The monitor's scripts, in load order (static/graceful-sse/page.js says what each one does).
+MONITOR = tuple(
+    f"graceful-sse/{name}.js" for name in ("page", "event-source", "states", "tabs", "htmx", "start")
+)
 STYLES = "graceful-sse.css"
 
 
@@ -39,11 +42,11 @@ def asset_url(path: str, prefix: str = DEFAULT_PREFIX) -> str:
 
 
 def script_paths(htmx: HtmxVersion, *, include_htmx: bool, monitor: bool) -> list[str]:
-    """The scripts a page needs, in load order: htmx, its SSE extension, the monitor."""
+    """The scripts a page needs, in load order: htmx, its SSE extension, the monitor's scripts."""
     if htmx not in _HTMX:
         raise ValueError(f"htmx must be 2 or 4, not {htmx!r}")
     paths = [_HTMX[htmx]] if include_htmx else []
     paths.append(_SSE_EXTENSION[htmx])
     if monitor:
-        paths.append(MONITOR)
+        paths.extend(MONITOR)
     return paths

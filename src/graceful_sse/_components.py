@@ -17,11 +17,13 @@ from typing import Any
 try:
     from fasthtml.common import FT, Div, Link, NotStr, Script
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("graceful_sse.components needs FastHTML: pip install 'graceful-sse[fasthtml]'") from exc
+    raise ImportError(
+        "graceful_sse's FastHTML components need FastHTML: pip install 'graceful-sse[fasthtml]'"
+    ) from exc
 from starlette.routing import Mount
 
+from ._assets import DEFAULT_PREFIX, STYLES, HtmxVersion, asset_url, assets_route, script_paths
 from ._status import DEFAULT_STATUS_ID, LABELS, STATUS_EVENT, status_html
-from .assets import DEFAULT_PREFIX, STYLES, HtmxVersion, asset_url, assets_route, script_paths
 
 __all__ = ["SSEScripts", "SSEStatus", "SSEStream", "sse_assets"]
 
