@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from graceful_sse import Event, EventId, Hub, Subscription, TopicPolicy
+from graceful_sse import Event, EventId, Hub, Overflow, Subscription, TopicPolicy
+from graceful_sse._backends.memory import MemoryBackend
 from graceful_sse._logs import Summary
 
 from asgi import lifecycle
@@ -430,3 +431,36 @@ def test_topic_names_from_requests_are_checked(topic: object) -> None:
         hub.subscribe(topic)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="control characters"):
         hub.publish_nowait(topic, "x")  # type: ignore[arg-type]
+
+
+class _RecordingBackend(MemoryBackend):
+    """An app's own backend: the in-memory one, recording what it was asked to publish."""
+
+    def __init__(self) -> None:
+        super().__init__(history=10, history_age=None)
+        self.published: list[str] = []
+
+    async def publish(self, topic: str, body: bytes, key: str | None = None) -> EventId:
+        self.published.append(topic)
+        return await super().publish(topic, body, key)
+
+
+@pytest.mark.anyio
+async def test_a_hub_takes_a_backend_object_instead_of_a_url() -> None:
+    backend = _RecordingBackend()
+    hub = Hub(backend=backend, lifecycle=lifecycle())
+    sub = aiter(hub.subscribe("t"))
+    event_id = await hub.publish("t", "through my backend")
+    assert backend.published == ["t"] and hub.last_id == event_id
+    assert _events(await _drain(sub)) == [("message", "through my backend")]
+    with pytest.raises(ValueError, match="not both"):
+        Hub("memory://", backend=_RecordingBackend())
+
+
+def test_overflow_policies_are_an_enum_that_also_takes_their_names() -> None:
+    hub = Hub(
+        lifecycle=lifecycle(), overflow="restart", topics={"t": TopicPolicy(overflow=Overflow.DROP_OLDEST)}
+    )
+    assert hub.overflow is Overflow.RESTART and hub.subscribe("t").overflow is Overflow.DROP_OLDEST
+    with pytest.raises(ValueError, match="drop-oldest, restart"):
+        Hub(lifecycle=lifecycle(), overflow="drop-newest")  # type: ignore[arg-type]
