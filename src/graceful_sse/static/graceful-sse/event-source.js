@@ -14,9 +14,7 @@
   "use strict";
   if (!parts) return; // loaded already, or page.js did not run first
 
-  var absolute = parts.absolute;
-  var findElement = parts.findElement;
-  var optionsOf = parts.optionsOf;
+  var { absolute, findElement, optionsOf } = parts;
 
   /** readyState values, as EventSource's. */
   var CONNECTING = 0;

@@ -13,16 +13,10 @@
   "use strict";
   if (!parts) return; // loaded already, or page.js did not run first
 
-  var GracefulEventSource = parts.GracefulEventSource;
-  var NEEDS_ACTION = parts.NEEDS_ACTION;
-  var CONNECT_SELECTOR = parts.CONNECT_SELECTOR;
-  var announce = parts.announce;
-  var isStreamElement = parts.isStreamElement;
-  var optionsOf = parts.optionsOf;
-  var reopenElement = parts.reopenElement;
-  var fullJitter = parts.fullJitter;
-  var askStatus = parts.askStatus;
-  var retryAfterMs = parts.retryAfterMs;
+  var {
+    GracefulEventSource, NEEDS_ACTION, CONNECT_SELECTOR, announce, isStreamElement, optionsOf,
+    reopenElement, fullJitter, askStatus, retryAfterMs
+  } = parts;
 
   /** @returns {boolean} whether the page's htmx is htmx 4 */
   function isHtmx4() { return !!(window.htmx && String(window.htmx.version || "").charAt(0) === "4"); }

@@ -6,11 +6,7 @@
   "use strict";
   if (!parts) return; // loaded already, or page.js did not run first
 
-  var CLOSED = parts.CLOSED;
-  var CONNECT_SELECTOR = parts.CONNECT_SELECTOR;
-  var findElement = parts.findElement;
-  var indicatorFor = parts.indicatorFor;
-  var streams = parts.streams;
+  var { CLOSED, CONNECT_SELECTOR, findElement, indicatorFor, streams } = parts;
 
   /**
    * @param {?Element} indicator a status indicator

@@ -28,13 +28,7 @@
   "use strict";
   if (!parts) return; // loaded already, or page.js did not run first
 
-  var GracefulEventSource = parts.GracefulEventSource;
-  var CONNECTING = parts.CONNECTING;
-  var OPEN = parts.OPEN;
-  var CLOSED = parts.CLOSED;
-  var announce = parts.announce;
-  var findElement = parts.findElement;
-  var reopenElement = parts.reopenElement;
+  var { GracefulEventSource, CONNECTING, OPEN, CLOSED, announce, findElement, reopenElement } = parts;
 
   /* ---- backoff and the HEAD probe (htmx.js uses them too) ----------------------------------- */
 

@@ -16,9 +16,7 @@
   if (!parts) return; // loaded already, or page.js did not run first
 
   var proto = parts.GracefulEventSource.prototype;
-  var NEEDS_ACTION = parts.NEEDS_ACTION;
-  var CLOSED = parts.CLOSED;
-  var absolute = parts.absolute;
+  var { NEEDS_ACTION, CLOSED, absolute } = parts;
 
   /** Leaderships by lock and channel name, one per stream URL. */
   var leaderships = {};
