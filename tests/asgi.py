@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from starlette.datastructures import State
+
 from graceful_sse import Lifecycle
 
 from sse_parser import SSEParser
@@ -16,7 +18,7 @@ class App:
     """Stands in for a Starlette app: what ``scope["app"]`` offers (a ``state``)."""
 
     def __init__(self) -> None:
-        self.state = type("State", (), {})()
+        self.state = State()
 
 
 @dataclass
