@@ -114,7 +114,7 @@ def note_ready(run: dict[str, Any], readies: list[dict[str, Any]], since: float,
     first client started connecting); the streams ready, with a warning if not all ``n`` are."""
     run["connect_s"] = round(time.monotonic() - since, 3)
     run["ready"] = readies
-    ok = sum(r.get("ok", 0) for r in readies)
+    ok = int(sum(r.get("ok", 0) for r in readies))
     run["ready_ok"] = ok
     if ok < n:
         print(f"    warning: only {ok}/{n} streams ready", flush=True)

@@ -123,7 +123,7 @@ class RunRecord:
                 f"warning: src/graceful_sse changed during the run: {self.source_before} -> {after}",
                 flush=True,
             )
-        first = next(iter(probes.values()), {})
+        first: dict[str, Any] = next(iter(probes.values()), {})
         return {
             "started": self.started,
             "total_seconds": round(total, 1),

@@ -6,6 +6,9 @@ chunk, waits on that event, then writes one pre-encoded farewell with more_body=
 
 import asyncio
 import signal
+from types import FrameType
+
+from harness.asgi import Send
 
 HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 FIRST = b": connected\n\n"
@@ -18,7 +21,7 @@ def chain_signals(event: asyncio.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         prev = signal.getsignal(sig)
 
-        def handler(signum, frame, prev=prev):
+        def handler(signum: int, frame: FrameType | None, prev: object = prev) -> None:
             loop.call_soon_threadsafe(event.set)
             if callable(prev):
                 prev(signum, frame)
@@ -26,7 +29,7 @@ def chain_signals(event: asyncio.Event) -> None:
         signal.signal(sig, handler)
 
 
-async def farewell_stream(send, stopping: asyncio.Event) -> None:
+async def farewell_stream(send: Send, stopping: asyncio.Event) -> None:
     """One stream: open it, wait for the signal, say farewell and end the body."""
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": FIRST, "more_body": True})
