@@ -59,14 +59,12 @@ class Stats:
         self.cpu0 = loadclient.cpu_seconds()
 
 
-STATS = Stats()
-
-
 class Conn(asyncio.Protocol):
-    __slots__ = ("closed", "error", "head", "ready", "request", "status", "tail", "transport")
+    __slots__ = ("closed", "error", "head", "ready", "request", "stats", "status", "tail", "transport")
 
-    def __init__(self, request: bytes, ready: asyncio.Future[None]) -> None:
+    def __init__(self, request: bytes, ready: asyncio.Future[None], stats: Stats) -> None:
         self.request = request
+        self.stats = stats  # the process's, shared by all its connections
         self.ready = ready
         self.head = b""  # the response head until it is complete, then None
         self.tail = b""  # the start of a marker cut by a read boundary
@@ -101,7 +99,7 @@ class Conn(asyncio.Protocol):
                 return
         if not self.ready.done():
             self.ready.set_result(None)
-        stats = STATS
+        stats = self.stats
         if MISSED in data:
             stats.missed += data.count(MISSED)
         if self.tail:
@@ -131,15 +129,14 @@ class Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        STATS.lost += 1
+        self.stats.lost += 1
         if exc is not None and self.error is None:
             self.error = type(exc).__name__
         if not self.ready.done():
             self.ready.set_result(None)
 
 
-def report(conns: list[Conn], window: tuple[float, float] | None) -> dict[str, object]:
-    s = STATS
+def report(conns: list[Conn], s: Stats, window: tuple[float, float] | None) -> dict[str, object]:
     per_seq = {}
     in_window = 0
     total = 0
@@ -175,10 +172,11 @@ async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     request = loadclient.stream_request(args.host, args.port, args.path)
     t0, cpu0 = time.monotonic(), loadclient.cpu_seconds()
+    stats = Stats()
 
     def connect() -> Awaitable[tuple[asyncio.BaseTransport, Conn]]:
         ready = loop.create_future()
-        return loop.create_connection(lambda: Conn(request, ready), args.host, args.port)
+        return loop.create_connection(lambda: Conn(request, ready, stats), args.host, args.port)
 
     conns, connect_errors = await loadclient.open_streams(
         args.n, args.inflight, connect, args.ready_timeout, BACKOFF
@@ -187,7 +185,7 @@ async def main(args: argparse.Namespace) -> None:
     loadclient.print_ready(
         ok, len(conns), args.n, connect_errors, time.monotonic() - t0, loadclient.cpu_seconds() - cpu0
     )
-    STATS.reset()
+    stats.reset()
 
     done = asyncio.Event()
 
@@ -196,12 +194,12 @@ async def main(args: argparse.Namespace) -> None:
         if not parts:
             return
         if parts[0] == "reset":
-            STATS.reset()
-            STATS.target = sum(1 for c in conns if c.head is None and not c.closed)
+            stats.reset()
+            stats.target = sum(1 for c in conns if c.head is None and not c.closed)
             print("reset", flush=True)
         elif parts[0] == "report":
             window = (float(parts[1]), float(parts[2])) if len(parts) == 3 else None
-            print("report " + json.dumps(report(conns, window)), flush=True)
+            print("report " + json.dumps(report(conns, stats, window)), flush=True)
         elif parts[0] == "quit":
             done.set()
 
@@ -234,16 +232,16 @@ def selftest() -> None:
     splits = loadclient.split_points(len(wire), random.Random(1), samples=200, cuts=8)
     for cut in splits:
         loop = asyncio.new_event_loop()
-        STATS.reset()
-        c = Conn(b"", loop.create_future())
+        stats = Stats()
+        c = Conn(b"", loop.create_future(), stats)
         c.connection_made(loadclient.FakeTransport())  # type: ignore[arg-type]
         for piece in loadclient.pieces(wire, cut):
             c.data_received(piece)
         loop.close()
-        got = sorted((seq, STATS.stamps[seq], len(arr)) for seq, arr in STATS.arrivals.items())
+        got = sorted((seq, stats.stamps[seq], len(arr)) for seq, arr in stats.arrivals.items())
         assert got == [(s, t, 1) for s, t in events], (cut, got)
         assert c.status == 200 and c.error is None
-        assert STATS.missed <= 1
+        assert stats.missed <= 1
     print(f"selftest: {len(splits)} splits parsed as expected")
 
 

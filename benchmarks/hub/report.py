@@ -17,7 +17,7 @@ from harness.report import colors, fmt, pyplot, sizes_axis, table_head, wrapped,
 COLORS = colors(APPS)
 PHASES_SHOWN = "readers only → with the slow one"
 FLOOR = "× floor"
-LATENCY_COLUMNS = [
+LATENCY_COLUMNS = (
     "App",
     "Streams",
     "p50 (ms)",
@@ -26,11 +26,21 @@ LATENCY_COLUMNS = [
     FLOOR,
     "server CPU per publish (ms)",
     FLOOR,
-]
-LATENCY_COLUMNS += ["server busy", "client busy"]
-THROUGHPUT_COLUMNS = ["App", "Streams", "deliveries/s", FLOOR, "publishes/s", "delivered in window"]
-THROUGHPUT_COLUMNS += ["`missed` notices", "server CPU", "client CPU (per process)"]
-MEMORY_COLUMNS = ["App", "Streams", "RSS growth (MB)", "per connection (KB)", FLOOR]
+    "server busy",
+    "client busy",
+)
+THROUGHPUT_COLUMNS = (
+    "App",
+    "Streams",
+    "deliveries/s",
+    FLOOR,
+    "publishes/s",
+    "delivered in window",
+    "`missed` notices",
+    "server CPU",
+    "client CPU (per process)",
+)
+MEMORY_COLUMNS = ("App", "Streams", "RSS growth (MB)", "per connection (KB)", FLOOR)
 Row = dict[str, Any]
 
 

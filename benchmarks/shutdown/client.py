@@ -104,8 +104,6 @@ class Tracker:
 
 
 class Conn(asyncio.Protocol):
-    tracker: Tracker
-
     __slots__ = (
         "buf",
         "chunks",
@@ -119,11 +117,15 @@ class Conn(asyncio.Protocol):
         "sse",
         "state",
         "status",
+        "tracker",
         "transport",
     )
 
-    def __init__(self, request: bytes, notice_names: frozenset[bytes], ready: asyncio.Future[None]) -> None:
+    def __init__(
+        self, request: bytes, notice_names: frozenset[bytes], ready: asyncio.Future[None], tracker: Tracker
+    ) -> None:
         self.request = request
+        self.tracker = tracker  # the process's, counting all its connections
         self.ready = ready
         self.sse = SSEStream(notice_names)
         self.state = HEAD
@@ -244,11 +246,13 @@ async def main(args: argparse.Namespace) -> None:
     notice_names = frozenset(x.encode() for x in args.notice.split(",") if x)
     request = loadclient.stream_request(args.host, args.port, args.path)
     t0, cpu0 = time.monotonic(), loadclient.cpu_seconds()
-    Conn.tracker = tracker = Tracker()
+    tracker = Tracker()
 
     def connect() -> Awaitable[tuple[asyncio.BaseTransport, Conn]]:
         ready = loop.create_future()
-        return loop.create_connection(lambda: Conn(request, notice_names, ready), args.host, args.port)
+        return loop.create_connection(
+            lambda: Conn(request, notice_names, ready, tracker), args.host, args.port
+        )
 
     conns, connect_errors = await loadclient.open_streams(
         args.n, args.inflight, connect, args.ready_timeout, BACKOFF
@@ -339,8 +343,7 @@ def selftest() -> None:
         for cut in loadclient.split_points(len(wire), rng, samples=50, cuts=5):
             loop = asyncio.new_event_loop()
             ready = loop.create_future()
-            Conn.tracker = Tracker()
-            c = Conn(b"", frozenset({b"shutdown"}), ready)
+            c = Conn(b"", frozenset({b"shutdown"}), ready, Tracker())
             c.connection_made(loadclient.FakeTransport())  # type: ignore[arg-type]
             for piece in loadclient.pieces(wire, cut):
                 c.data_received(piece)
