@@ -24,22 +24,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import resource
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Awaitable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness, when run by hand
+
+from harness import loadclient
+from harness.stats import nearest_rank
 
 MARK = b"~E"
 MISSED = b"event: missed"
 _time = time.time
-
-
-def cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+BACKOFF = (0.05, 0.1, 0.15)  # seconds before connecting again after a failed connect
 
 
 class Stats:
@@ -55,17 +56,15 @@ class Stats:
         self.lost = 0  # connections lost during the phase
         self.target = 0  # streams open at the reset: "got SEQ" is printed when that many have SEQ
         self.t0 = _time()
-        self.cpu0 = cpu_seconds()
-
-
-STATS = Stats()
+        self.cpu0 = loadclient.cpu_seconds()
 
 
 class Conn(asyncio.Protocol):
-    __slots__ = ("closed", "error", "head", "ready", "request", "status", "tail", "transport")
+    __slots__ = ("closed", "error", "head", "ready", "request", "stats", "status", "tail", "transport")
 
-    def __init__(self, request: bytes, ready: asyncio.Future[None]) -> None:
+    def __init__(self, request: bytes, ready: asyncio.Future[None], stats: Stats) -> None:
         self.request = request
+        self.stats = stats  # the process's, shared by all its connections
         self.ready = ready
         self.head = b""  # the response head until it is complete, then None
         self.tail = b""  # the start of a marker cut by a read boundary
@@ -100,7 +99,7 @@ class Conn(asyncio.Protocol):
                 return
         if not self.ready.done():
             self.ready.set_result(None)
-        stats = STATS
+        stats = self.stats
         if MISSED in data:
             stats.missed += data.count(MISSED)
         if self.tail:
@@ -130,19 +129,14 @@ class Conn(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
-        STATS.lost += 1
+        self.stats.lost += 1
         if exc is not None and self.error is None:
             self.error = type(exc).__name__
         if not self.ready.done():
             self.ready.set_result(None)
 
 
-def quantile(v: list[float], p: float) -> float:
-    return v[min(len(v) - 1, int(p * (len(v) - 1) + 0.5))]
-
-
-def report(conns: list[Conn], window: tuple[float, float] | None) -> dict[str, object]:
-    s = STATS
+def report(conns: list[Conn], s: Stats, window: tuple[float, float] | None) -> dict[str, object]:
     per_seq = {}
     in_window = 0
     total = 0
@@ -156,8 +150,8 @@ def report(conns: list[Conn], window: tuple[float, float] | None) -> dict[str, o
             "count": len(arr),
             "stamp": stamp,
             "first": arr[0] - stamp,
-            "p50": quantile(arr, 0.5) - stamp,
-            "p99": quantile(arr, 0.99) - stamp,
+            "p50": nearest_rank(arr, 0.5) - stamp,
+            "p99": nearest_rank(arr, 0.99) - stamp,
             "last": arr[-1] - stamp,
         }
     return {
@@ -169,56 +163,29 @@ def report(conns: list[Conn], window: tuple[float, float] | None) -> dict[str, o
         "in_window": in_window if window is not None else None,
         "missed_notices": s.missed,
         "per_seq": per_seq,
-        "cpu_s": cpu_seconds() - s.cpu0,
+        "cpu_s": loadclient.cpu_seconds() - s.cpu0,
         "wall_s": _time() - s.t0,
     }
 
 
 async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    request = (
-        f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
-        "Accept: text/event-stream\r\nCache-Control: no-cache\r\nConnection: keep-alive\r\n\r\n"
-    ).encode()
-    t0, cpu0 = time.monotonic(), cpu_seconds()
-    conns: list[Conn] = []
-    connect_errors: Counter[str] = Counter()
-    sem = asyncio.Semaphore(args.inflight)
+    request = loadclient.stream_request(args.host, args.port, args.path)
+    t0, cpu0 = time.monotonic(), loadclient.cpu_seconds()
+    stats = Stats()
 
-    async def open_one() -> None:
-        async with sem:
-            for attempt in range(3):
-                ready = loop.create_future()
-                try:
-                    _, proto = await loop.create_connection(
-                        lambda ready=ready: Conn(request, ready), args.host, args.port
-                    )
-                except OSError as e:
-                    connect_errors[type(e).__name__] += 1
-                    await asyncio.sleep(0.05 * (attempt + 1))
-                    continue
-                conns.append(proto)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ready, args.ready_timeout)
-                return
+    def connect() -> Awaitable[tuple[asyncio.BaseTransport, Conn]]:
+        ready = loop.create_future()
+        return loop.create_connection(lambda: Conn(request, ready, stats), args.host, args.port)
 
-    await asyncio.gather(*(open_one() for _ in range(args.n)))
-    ok = sum(1 for c in conns if c.head is None and c.ready.done() and not c.closed)
-    print(
-        "ready "
-        + json.dumps(
-            {
-                "ok": ok,
-                "opened": len(conns),
-                "n": args.n,
-                "connect_errors": dict(connect_errors),
-                "seconds": round(time.monotonic() - t0, 3),
-                "cpu": round(cpu_seconds() - cpu0, 3),
-            }
-        ),
-        flush=True,
+    conns, connect_errors = await loadclient.open_streams(
+        args.n, args.inflight, connect, args.ready_timeout, BACKOFF
     )
-    STATS.reset()
+    ok = sum(1 for c in conns if c.head is None and c.ready.done() and not c.closed)
+    loadclient.print_ready(
+        ok, len(conns), args.n, connect_errors, time.monotonic() - t0, loadclient.cpu_seconds() - cpu0
+    )
+    stats.reset()
 
     done = asyncio.Event()
 
@@ -227,12 +194,12 @@ async def main(args: argparse.Namespace) -> None:
         if not parts:
             return
         if parts[0] == "reset":
-            STATS.reset()
-            STATS.target = sum(1 for c in conns if c.head is None and not c.closed)
+            stats.reset()
+            stats.target = sum(1 for c in conns if c.head is None and not c.closed)
             print("reset", flush=True)
         elif parts[0] == "report":
             window = (float(parts[1]), float(parts[2])) if len(parts) == 3 else None
-            print("report " + json.dumps(report(conns, window)), flush=True)
+            print("report " + json.dumps(report(conns, stats, window)), flush=True)
         elif parts[0] == "quit":
             done.set()
 
@@ -252,13 +219,6 @@ def selftest() -> None:
     """Feed synthetic responses split at every boundary (and randomly); check what is counted."""
     import random
 
-    class FakeTransport:
-        def write(self, data: bytes) -> None:
-            pass
-
-        def abort(self) -> None:
-            pass
-
     head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
     def chunk(text: bytes) -> bytes:
@@ -269,50 +229,29 @@ def selftest() -> None:
     for seq, stamp in events:
         body += chunk(b"id: 1-%d\ndata: ~E%d:%f|xx~x~\n\n" % (seq, seq, stamp))
     wire = head + body
-    rng = random.Random(1)
-    splits = [[i] for i in range(1, len(wire))] + [
-        sorted(rng.sample(range(1, len(wire)), 8)) for _ in range(200)
-    ]
-    splits.append(list(range(1, len(wire))))
+    splits = loadclient.split_points(len(wire), random.Random(1), samples=200, cuts=8)
     for cut in splits:
         loop = asyncio.new_event_loop()
-        STATS.reset()
-        c = Conn(b"", loop.create_future())
-        c.connection_made(FakeTransport())  # type: ignore[arg-type]
-        for a, b in zip([0, *cut], [*cut, len(wire)], strict=True):
-            c.data_received(wire[a:b])
+        stats = Stats()
+        c = Conn(b"", loop.create_future(), stats)
+        c.connection_made(loadclient.FakeTransport())  # type: ignore[arg-type]
+        for piece in loadclient.pieces(wire, cut):
+            c.data_received(piece)
         loop.close()
-        got = sorted((seq, STATS.stamps[seq], len(arr)) for seq, arr in STATS.arrivals.items())
+        got = sorted((seq, stats.stamps[seq], len(arr)) for seq, arr in stats.arrivals.items())
         assert got == [(s, t, 1) for s, t in events], (cut, got)
         assert c.status == 200 and c.error is None
-        assert STATS.missed <= 1
+        assert stats.missed <= 1
     print(f"selftest: {len(splits)} splits parsed as expected")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int)
-    p.add_argument("--path", default="/stream")
-    p.add_argument("-n", "--n", type=int, help="connections to open")
-    p.add_argument("--inflight", type=int, default=128, help="connections between connect and first bytes")
-    p.add_argument("--ready-timeout", type=float, default=60.0)
+    p = loadclient.client_parser(
+        __doc__, 128, "connections between connect and first bytes", ready_timeout=60.0
+    )
     p.add_argument("--selftest", action="store_true", help="check the marker parser and exit")
-    args = p.parse_args(argv)
-    if not args.selftest and (args.port is None or args.n is None):
-        p.error("--port and -n are required")
-    return args
+    return loadclient.parse_client_args(p, argv)
 
 
 if __name__ == "__main__":
-    args = parse_args()
-    if args.selftest:
-        selftest()
-        sys.exit(0)
-    try:
-        import uvloop
-
-        uvloop.run(main(args))
-    except ImportError:
-        asyncio.run(main(args))
-    sys.exit(0)
+    loadclient.client_main(parse_args(), main, selftest)

@@ -17,16 +17,18 @@ import argparse
 import asyncio
 import contextlib
 import json
-import resource
 import sys
 import time
 from collections import Counter
+from collections.abc import Awaitable
+from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness, when run by hand
 
-def cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
+from harness import loadclient
+from harness.stats import percentiles
 
+BACKOFF = (0.2, 0.2, 0)  # seconds before connecting again after a failed connect (0: give up)
 
 # Chunked-body parser states
 HEAD, SIZE, DATA, DATA_CRLF, TRAILER, DONE = range(6)
@@ -102,8 +104,6 @@ class Tracker:
 
 
 class Conn(asyncio.Protocol):
-    tracker: Tracker
-
     __slots__ = (
         "buf",
         "chunks",
@@ -117,11 +117,15 @@ class Conn(asyncio.Protocol):
         "sse",
         "state",
         "status",
+        "tracker",
         "transport",
     )
 
-    def __init__(self, request: bytes, notice_names: frozenset[bytes], ready: asyncio.Future[None]) -> None:
+    def __init__(
+        self, request: bytes, notice_names: frozenset[bytes], ready: asyncio.Future[None], tracker: Tracker
+    ) -> None:
         self.request = request
+        self.tracker = tracker  # the process's, counting all its connections
         self.ready = ready
         self.sse = SSEStream(notice_names)
         self.state = HEAD
@@ -237,71 +241,31 @@ class Conn(asyncio.Protocol):
             raise ValueError(f"not chunked: {headers}")
 
 
-def percentiles(values: list[float]) -> dict[str, float] | None:
-    if not values:
-        return None
-    v = sorted(values)
-
-    def q(p: float) -> float:
-        return v[min(len(v) - 1, int(p * (len(v) - 1) + 0.5))]
-
-    return {"min": v[0], "p50": q(0.5), "p90": q(0.9), "p99": q(0.99), "max": v[-1]}
-
-
 async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     notice_names = frozenset(x.encode() for x in args.notice.split(",") if x)
-    request = (
-        f"GET {args.path} HTTP/1.1\r\nHost: {args.host}:{args.port}\r\n"
-        "Accept: text/event-stream\r\nCache-Control: no-cache\r\nConnection: keep-alive\r\n\r\n"
-    ).encode()
-    t0, cpu0 = time.monotonic(), cpu_seconds()
-    conns: list[Conn] = []
-    connect_errors: Counter[str] = Counter()
-    sem = asyncio.Semaphore(args.inflight)
-    Conn.tracker = tracker = Tracker()
+    request = loadclient.stream_request(args.host, args.port, args.path)
+    t0, cpu0 = time.monotonic(), loadclient.cpu_seconds()
+    tracker = Tracker()
 
-    async def open_one() -> None:
-        async with sem:
-            ready = loop.create_future()
-            for attempt in range(3):
-                try:
-                    _, proto = await loop.create_connection(
-                        lambda: Conn(request, notice_names, ready), args.host, args.port
-                    )
-                    break
-                except OSError as e:
-                    connect_errors[type(e).__name__] += 1
-                    if attempt == 2:
-                        return
-                    await asyncio.sleep(0.2)
-            conns.append(proto)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ready, args.ready_timeout)
+    def connect() -> Awaitable[tuple[asyncio.BaseTransport, Conn]]:
+        ready = loop.create_future()
+        return loop.create_connection(
+            lambda: Conn(request, notice_names, ready, tracker), args.host, args.port
+        )
 
-    await asyncio.gather(*(open_one() for _ in range(args.n)))
-    t_ready, cpu_ready = time.monotonic(), cpu_seconds()
-    ok = sum(1 for c in conns if c.chunks > 0 and c.eof_time is None)
-    print(
-        "ready "
-        + json.dumps(
-            {
-                "ok": ok,
-                "opened": len(conns),
-                "n": args.n,
-                "connect_errors": dict(connect_errors),
-                "seconds": round(t_ready - t0, 3),
-                "cpu": round(cpu_ready - cpu0, 3),
-            }
-        ),
-        flush=True,
+    conns, connect_errors = await loadclient.open_streams(
+        args.n, args.inflight, connect, args.ready_timeout, BACKOFF
     )
+    t_ready, cpu_ready = time.monotonic(), loadclient.cpu_seconds()
+    ok = sum(1 for c in conns if c.chunks > 0 and c.eof_time is None)
+    loadclient.print_ready(ok, len(conns), args.n, connect_errors, t_ready - t0, cpu_ready - cpu0)
 
     # Read every connection until EOF (the server's exit closes them all), or give up.
     if tracker.open:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(tracker.all_closed.wait(), args.timeout)
-    t_end, cpu_end = time.monotonic(), cpu_seconds()
+    t_end, cpu_end = time.monotonic(), loadclient.cpu_seconds()
     still_open = 0
     for c in conns:
         if c.eof_time is None:
@@ -345,13 +309,6 @@ def selftest() -> None:
     """Feed synthetic responses to the parser split at every boundary (and randomly); check the verdicts."""
     import random
 
-    class FakeTransport:
-        def write(self, data: bytes) -> None:
-            pass
-
-        def abort(self) -> None:
-            pass
-
     def body(*chunks: bytes, end: bool = True) -> bytes:
         out = b"".join(b"%x;ext=1\r\n" % len(c) + c + b"\r\n" for c in chunks)
         return out + (b"0\r\nX-Trailer: 1\r\n\r\n" if end else b"")
@@ -383,18 +340,13 @@ def selftest() -> None:
     rng = random.Random(1)
     checked = 0
     for wire, notice, clean, events in cases:
-        splits = [[i] for i in range(1, len(wire))] + [
-            sorted(rng.sample(range(1, len(wire)), 5)) for _ in range(50)
-        ]
-        splits.append(list(range(1, len(wire))))  # one byte at a time
-        for cut in splits:
+        for cut in loadclient.split_points(len(wire), rng, samples=50, cuts=5):
             loop = asyncio.new_event_loop()
             ready = loop.create_future()
-            Conn.tracker = Tracker()
-            c = Conn(b"", frozenset({b"shutdown"}), ready)
-            c.connection_made(FakeTransport())  # type: ignore[arg-type]
-            for a, b in zip([0, *cut], [*cut, len(wire)], strict=True):
-                c.data_received(wire[a:b])
+            c = Conn(b"", frozenset({b"shutdown"}), ready, Tracker())
+            c.connection_made(loadclient.FakeTransport())  # type: ignore[arg-type]
+            for piece in loadclient.pieces(wire, cut):
+                c.data_received(piece)
             c.connection_lost(None)
             loop.close()
             got = (c.sse.notice_time is not None, c.clean_time is not None, c.sse.events, c.error)
@@ -405,31 +357,14 @@ def selftest() -> None:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int)
-    p.add_argument("--path", default="/stream")
-    p.add_argument("-n", "--n", type=int, help="connections to open")
+    p = loadclient.client_parser(
+        __doc__, 256, "connections between connect and first chunk", ready_timeout=30.0
+    )
     p.add_argument("--notice", default="shutdown", help="comma-separated event names that count as a notice")
-    p.add_argument("--inflight", type=int, default=256, help="connections between connect and first chunk")
-    p.add_argument("--ready-timeout", type=float, default=30.0)
     p.add_argument("--timeout", type=float, default=60.0, help="seconds after ready to wait for every EOF")
     p.add_argument("--selftest", action="store_true", help="check the parser on split responses and exit")
-    args = p.parse_args(argv)
-    if not args.selftest and (args.port is None or args.n is None):
-        p.error("--port and -n are required")
-    return args
+    return loadclient.parse_client_args(p, argv)
 
 
 if __name__ == "__main__":
-    args = parse_args()
-    if args.selftest:
-        selftest()
-        sys.exit(0)
-    try:
-        import uvloop
-
-        uvloop.run(main(args))
-    except ImportError:
-        asyncio.run(main(args))
-    sys.exit(0)
+    loadclient.client_main(parse_args(), main, selftest)

@@ -18,6 +18,11 @@ import random
 import sys
 import time
 from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness, when run by hand
+
+from harness.loadclient import run_loop
 
 NOTICE = b"event: shutdown"
 # A saturated server's listen queue drops SYNs, and the kernel retries them for a minute.
@@ -182,12 +187,7 @@ def main() -> None:
     p.add_argument("--ramp", type=float, default=10.0, help="seconds over which the slots first connect")
     p.add_argument("--seed", type=int, default=1)
     args = p.parse_args()
-    try:
-        import uvloop
-    except ImportError:
-        asyncio.run(Churn(args).run())
-    else:
-        uvloop.run(Churn(args).run())
+    run_loop(Churn(args).run)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What every app of the hub benchmark shares: the /health probe, /rss, and the event payload.
+"""What every app of the hub benchmark shares: /rss, the event payload and the /publish answer
+(the /health probe is the harness's, shared with the shutdown benchmark).
 
 The payload of event ``seq`` is ``~E<seq>:<time.time()>|`` padded with ``x`` to ``size`` bytes:
 the client finds the marker in the raw bytes, so it needs no SSE parsing per event, and the
@@ -8,27 +9,20 @@ stamp is taken just before the app's publish call, so the latency it gives is th
 
 from __future__ import annotations
 
-import asyncio
 import gc
-import json
 import os
-import sys
 import time
+from collections.abc import Awaitable, Callable
+
+from harness.probe import probe
+
+__all__ = ["Publish", "payload", "probe", "query_int", "result", "rss", "timed_publish"]
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 _pads: dict[int, str] = {}
 
-
-def probe() -> dict[str, object]:
-    """Which event loop and HTTP implementation uvicorn picked."""
-    loop = asyncio.get_running_loop()
-    if "uvicorn.protocols.http.httptools_impl" in sys.modules:
-        http = "httptools"
-    elif "uvicorn.protocols.http.h11_impl" in sys.modules:
-        http = "h11"
-    else:
-        http = "unknown"
-    return {"pid": os.getpid(), "loop": f"{type(loop).__module__}.{type(loop).__qualname__}", "http": http}
+# An app's publish call: the event's data in; the subscribers reached out, if the library says.
+Publish = Callable[[str], Awaitable[int | None]]
 
 
 def rss_bytes() -> int:
@@ -60,8 +54,12 @@ def result(n: int | None, stamp: float, started: float) -> dict[str, object]:
     return {"n": n, "stamp": stamp, "call_s": time.perf_counter() - started}
 
 
-def dumps(obj: object) -> bytes:
-    return json.dumps(obj).encode()
+async def timed_publish(publish: Publish, seq: int, size: int) -> dict[str, object]:
+    """Event ``seq`` through the app's ``publish``, timed: the /publish answer."""
+    data, stamp = payload(seq, size)
+    started = time.perf_counter()
+    n = await publish(data)
+    return result(n, stamp, started)
 
 
 def query_int(query: bytes, name: str, default: int) -> int:

@@ -8,29 +8,20 @@ through uvicorn can cost.
 
 import time
 
-from _common import dumps, payload, probe, query_int, result, rss
+from _common import payload, probe, query_int, result, rss
+
+from harness.asgi import lifespan, send_json
 
 HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 FIRST = {"type": "http.response.body", "body": b": connected\n\n", "more_body": True}
-JSON = [(b"content-type", b"application/json")]
 
 clients: set = set()
 
 
-async def answer(send, obj) -> None:
-    await send({"type": "http.response.start", "status": 200, "headers": JSON})
-    await send({"type": "http.response.body", "body": dumps(obj)})
-
-
 async def app(scope, receive, send):
     if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await lifespan(receive, send)
+        return
     if scope["type"] != "http":
         return
     path = scope["path"]
@@ -50,11 +41,11 @@ async def app(scope, receive, send):
         message = {"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True}
         for client in list(clients):
             await client(message)
-        await answer(send, result(len(clients), stamp, started))
+        await send_json(send, result(len(clients), stamp, started))
     elif path == "/rss":
-        await answer(send, rss(b"gc=1" in scope["query_string"]))
+        await send_json(send, rss(b"gc=1" in scope["query_string"]))
     elif path == "/health":
-        await answer(send, probe())
+        await send_json(send, probe())
     else:
         await send({"type": "http.response.start", "status": 404, "headers": []})
         await send({"type": "http.response.body", "body": b""})

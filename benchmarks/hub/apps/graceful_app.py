@@ -1,10 +1,8 @@
 """graceful_sse in FastHTML, as its README shows: ``fast_app(lifespan=hub.lifespan)``,
 ``EventStream(hub.subscribe(...))`` and ``await hub.publish(...)``, all defaults."""
 
-import time
-
-from _common import payload, probe, result, rss
-from fasthtml.common import JSONResponse, fast_app
+from _fasthtml_routes import add_bench_routes
+from fasthtml.common import fast_app
 
 from graceful_sse import EventStream, Hub
 
@@ -17,19 +15,8 @@ def stream():
     return EventStream(hub.subscribe("bench"))
 
 
-@rt("/publish", methods=["get", "post"])
-async def publish(seq: int = 0, size: int = 64):
-    data, stamp = payload(seq, size)
-    started = time.perf_counter()
-    n = await hub.publish("bench", data)
-    return JSONResponse(result(n, stamp, started))
+async def publish(data):
+    return await hub.publish("bench", data)
 
 
-@rt("/rss")
-def rss_route(gc: int = 0):
-    return JSONResponse(rss(bool(gc)))
-
-
-@rt("/health")
-async def health():
-    return JSONResponse(probe())
+add_bench_routes(rt, publish)

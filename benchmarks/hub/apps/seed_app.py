@@ -10,12 +10,11 @@ arguments (``max_queue_size=100, history_size=50, default_timeout=0.1``).
 """
 
 import asyncio
-import time
 from datetime import datetime
 
-from _common import payload, probe, result, rss
+from _fasthtml_routes import add_bench_routes
 from cjm_fasthtml_sse.core import SSEBroadcastManager
-from fasthtml.common import EventStream, JSONResponse, fast_app, sse_message
+from fasthtml.common import EventStream, fast_app, sse_message
 
 sse_manager = SSEBroadcastManager()
 app, rt = fast_app()
@@ -40,19 +39,8 @@ async def stream():
     return EventStream(update_stream())
 
 
-@rt("/publish", methods=["get", "post"])
-async def publish(seq: int = 0, size: int = 64):
-    data, stamp = payload(seq, size)
-    started = time.perf_counter()
-    n = await sse_manager.broadcast("bench", {"payload": data})
-    return JSONResponse(result(n, stamp, started))
+async def publish(data):
+    return await sse_manager.broadcast("bench", {"payload": data})
 
 
-@rt("/rss")
-def rss_route(gc: int = 0):
-    return JSONResponse(rss(bool(gc)))
-
-
-@rt("/health")
-async def health():
-    return JSONResponse(probe())
+add_bench_routes(rt, publish)

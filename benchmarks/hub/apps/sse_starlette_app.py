@@ -6,15 +6,12 @@ connected in the lifespan, one ``broadcast.subscribe(channel)`` per stream (an u
 ``await broadcast.publish(channel, message)``, which only hands the message to that task.
 """
 
-import time
 from contextlib import asynccontextmanager
 
-from _common import payload, probe, result, rss
+from _starlette_routes import bench_routes
 from broadcaster import Broadcast
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
 broadcast = Broadcast("memory://")
 
@@ -35,28 +32,8 @@ async def stream(request):
     return EventSourceResponse(events())
 
 
-async def publish(request):
-    q = request.query_params
-    data, stamp = payload(int(q.get("seq", 0)), int(q.get("size", 64)))
-    started = time.perf_counter()
-    await broadcast.publish(channel="bench", message=data)
-    return JSONResponse(result(None, stamp, started))
+async def publish(data):
+    await broadcast.publish(channel="bench", message=data)  # says nothing of who it reached
 
 
-async def rss_route(request):
-    return JSONResponse(rss(request.query_params.get("gc") == "1"))
-
-
-async def health(request):
-    return JSONResponse(probe())
-
-
-app = Starlette(
-    routes=[
-        Route("/stream", stream),
-        Route("/publish", publish, methods=["GET", "POST"]),
-        Route("/rss", rss_route),
-        Route("/health", health),
-    ],
-    lifespan=lifespan,
-)
+app = Starlette(routes=bench_routes(stream, publish), lifespan=lifespan)

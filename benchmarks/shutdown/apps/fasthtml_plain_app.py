@@ -2,8 +2,9 @@
 
 import asyncio
 
-from _probe import probe
 from fasthtml.common import EventStream, JSONResponse, fast_app, sse_message
+
+from harness.probe import probe
 
 app, rt = fast_app()
 

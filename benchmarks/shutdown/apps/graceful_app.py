@@ -1,9 +1,10 @@
 """App 1: graceful_sse (this library) in a FastHTML app, as its README shows."""
 
-from _probe import probe
 from fasthtml.common import JSONResponse, fast_app
 
 from graceful_sse import EventStream, Hub
+
+from harness.probe import probe
 
 hub = Hub()
 app, rt = fast_app(lifespan=hub.lifespan)

@@ -3,9 +3,10 @@
 Served next to the raw floor, it shows what the library itself costs at shutdown.
 """
 
-from _probe import probe_bytes
-
 from graceful_sse import EventStream, Hub
+
+from harness.asgi import send_json
+from harness.probe import probe
 
 hub = Hub()
 
@@ -18,13 +19,6 @@ async def app(scope, receive, send):
         await send({"type": "lifespan.shutdown.complete"})
         return
     if scope["path"] == "/health":
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [(b"content-type", b"application/json")],
-            }
-        )
-        await send({"type": "http.response.body", "body": probe_bytes()})
+        await send_json(send, probe())
         return
     await EventStream(hub.subscribe("updates"))(scope, receive, send)

@@ -17,10 +17,11 @@ import json
 import time
 from datetime import datetime
 
-from _probe import probe
 from cjm_fasthtml_sse.core import SSEBroadcastManager
 from fasthtml.common import *  # noqa: F403  (as in the document's usage example)
 from uvicorn.main import Server
+
+from harness.probe import probe
 
 # --- Section 1: Server-Side Shutdown Handler ------------------------------------------------
 

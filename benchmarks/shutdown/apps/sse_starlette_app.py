@@ -6,11 +6,12 @@ defaults (ping every 15 s, no shutdown_event / shutdown_grace_period).
 
 import asyncio
 
-from _probe import probe
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from harness.probe import probe
 
 subscribers: set[asyncio.Queue] = set()
 

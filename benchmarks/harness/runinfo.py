@@ -1,8 +1,6 @@
 """What every benchmark runner needs besides its measurement: free ports, enough descriptors,
 and a record of what ran (the machine, package versions, and graceful_sse's source, which may be
 edited while a long run goes on).
-
-The runners are scripts (``python benchmarks/hub/run.py``); each puts this folder on ``sys.path``.
 """
 
 from __future__ import annotations
@@ -15,11 +13,13 @@ import platform
 import resource
 import socket
 import subprocess
+import sys
+import time
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def free_port() -> int:
@@ -86,3 +86,56 @@ def versions(dists: Iterable[str]) -> dict[str, str | None]:
         except md.PackageNotFoundError:
             out[dist] = None
     return out
+
+
+class RunRecord:
+    """The part of a results file's ``meta`` that every runner writes the same way: when and how
+    it ran, on what, with which versions, and whether graceful_sse's source changed meanwhile.
+
+    Made when the run starts (it takes the source's fingerprint and the clock then);
+    :meth:`meta` at the end."""
+
+    def __init__(self) -> None:
+        self.started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.t0 = time.monotonic()
+        self.source_before = library_state()
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.t0
+
+    def stamp(self) -> str:
+        """The seconds since the start, for the progress lines."""
+        return f"[{self.elapsed():7.1f}s]"
+
+    def meta(
+        self,
+        settings: dict[str, Any],
+        dists: Iterable[str],
+        probes: dict[str, Any],
+        after_machine: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """``settings`` (the run's options) between the run's times and the machine;
+        ``after_machine`` next; ``probes`` (each app's /health answer) last."""
+        total = self.elapsed()
+        after = library_state()
+        if after != self.source_before:
+            print(
+                f"warning: src/graceful_sse changed during the run: {self.source_before} -> {after}",
+                flush=True,
+            )
+        first: dict[str, Any] = next(iter(probes.values()), {})
+        return {
+            "started": self.started,
+            "total_seconds": round(total, 1),
+            "command": " ".join([Path(sys.executable).name, *sys.argv]),
+            **settings,
+            "machine": machine_info(),
+            **(after_machine or {}),
+            "versions": versions(dists),
+            "graceful_sse_source": {
+                "before": self.source_before,
+                "after": after,
+                "changed_during_run": after != self.source_before,
+            },
+            "server": {"loop": first.get("loop"), "http": first.get("http"), "per_app": probes},
+        }

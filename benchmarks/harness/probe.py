@@ -1,4 +1,11 @@
-"""What the benchmark's /health route answers: which event loop and HTTP implementation uvicorn picked."""
+"""The /health answer every benchmark app gives: which event loop and HTTP implementation
+uvicorn picked for it (recorded with the results, since uvicorn falls back silently when uvloop
+or httptools is missing), and its process id (the hub's two-worker row tells its workers apart
+by it).
+
+The apps import it as ``harness.probe``: the runners put the benchmarks folder on the servers'
+``PYTHONPATH``.
+"""
 
 from __future__ import annotations
 

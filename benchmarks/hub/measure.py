@@ -1,0 +1,240 @@
+"""The hub benchmark's measurements: for each size, repeat and app, one server run (memory per
+connection, fan-out latency, throughput), then the slow-client scenario; each run on a quiet
+machine (:mod:`quiet`). The raw results, as ``hub.json`` keeps them."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from config import HubConfig
+from contenders import APPS, DISTRIBUTIONS, App
+from quiet import CpuLedger, guarded
+from rig import CLIENT, Clients, HubServer, wait_delivered, warm_up
+from slow import slow_run
+
+from harness.clients import note_ready, selftest
+from harness.runinfo import RunRecord
+from harness.stats import ms, quantile
+
+
+def latency_phase(server: HubServer, clients: Clients, n: int, cfg: HubConfig) -> dict[str, Any]:
+    clients.reset()
+    cpu0 = server.cpu()
+    calls: list[dict[str, Any]] = []
+    seqs = list(range(1, cfg.publishes + 1))
+    for seq in seqs:
+        t = time.monotonic()
+        answer = server.publish(seq, cfg.size, timeout=30)
+        answer["rtt_s"] = time.monotonic() - t
+        calls.append(answer)
+        # The next publish goes out --spacing s after every stream has this one (or 10 s), so
+        # that fan-outs never overlap: the latency measured is one publish's, not a queue's.
+        clients.wait_got(seq, 10.0)
+        time.sleep(cfg.spacing)
+    merged = wait_delivered(clients, seqs, n, timeout=max(10.0, cfg.spacing * 10))
+    server_cpu = server.cpu() - cpu0
+    per = merged["per_seq"]
+    lasts = [per[s]["last"] for s in seqs if s in per]
+    complete = [s for s in seqs if per.get(s, {}).get("count", 0) >= n]
+    busy = sum(lasts)  # seconds during which a fan-out was in progress
+    procs = len(clients.procs)
+    return {
+        "publishes": len(seqs),
+        "complete_publishes": len(complete),
+        "deliveries": merged["deliveries"],
+        "expected_deliveries": n * len(seqs),
+        "last_ms": [ms(x) for x in lasts],
+        "p50_ms": ms(quantile(lasts, 0.5)),
+        "p99_ms": ms(quantile(lasts, 0.99)),
+        "median_client_p50_ms": ms(quantile([per[s]["p50"] for s in seqs if s in per], 0.5)),
+        "first_p50_ms": ms(quantile([per[s]["first"] for s in seqs if s in per], 0.5)),
+        "publish_call_p50_ms": ms(quantile([c["call_s"] for c in calls], 0.5)),
+        "publish_rtt_p50_ms": ms(quantile([c["rtt_s"] for c in calls], 0.5)),
+        "server_cpu_s": round(server_cpu, 3),
+        "server_cpu_per_publish_ms": round(server_cpu / len(seqs) * 1000, 2),
+        "client_cpu_s": round(merged["client_cpu_s"], 3),
+        # Busy shares: CPU used / time fan-outs were in progress (summed latencies), per process.
+        "server_busy_share": round(server_cpu / busy, 3) if busy else None,
+        "client_busy_share": round(merged["client_cpu_s"] / procs / busy, 3) if busy else None,
+        "missed_notices": merged["missed_notices"],
+        "lost": merged["lost"],
+        "errors": merged["errors"],
+    }
+
+
+def throughput_phase(server: HubServer, clients: Clients, n: int, cfg: HubConfig) -> dict[str, Any]:
+    clients.reset()
+    time.sleep(0.2)
+    cpu0 = server.cpu()
+    seq = 100_000
+    t_start = time.time()
+    t_end = t_start + cfg.tput_seconds
+    published = 0
+    blocked = False
+    while time.time() < t_end:
+        seq += 1
+        try:
+            server.publish(seq, cfg.size, timeout=max(5.0, cfg.tput_seconds))
+        except (OSError, ConnectionError):
+            blocked = True
+            break
+        published += 1
+    t_stop = time.time()
+    server_cpu = server.cpu() - cpu0
+    time.sleep(0.3)  # arrivals stamped before t_end may still be on their way out of the clients
+    merged = clients.report((t_start, t_end))
+    window = t_end - t_start
+    procs = len(clients.procs)
+    return {
+        "seconds": round(window, 3),
+        "published": published,
+        "published_per_s": round(published / (t_stop - t_start), 1),
+        "deliveries_in_window": merged["in_window"],
+        "deliveries_per_s": round(merged["in_window"] / window, 1),
+        "delivered_share": round(merged["in_window"] / (published * n), 4) if published else None,
+        "deliveries_total": merged["deliveries"],
+        "missed_notices": merged["missed_notices"],
+        "blocked": blocked,
+        "server_cpu_share": round(server_cpu / (t_stop - t_start), 3),
+        "client_cpu_share": round(merged["client_cpu_s"] / procs / merged["client_wall_s"], 3)
+        if merged["client_wall_s"]
+        else None,
+        "lost": merged["lost"],
+    }
+
+
+def one_run(app: App, n: int, rep: int, cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
+    """One server with ``n`` idle streams: RSS before and after they connect, then the latency
+    phase and, at the throughput sizes, the throughput phase."""
+    tag = f"{app.key}_n{n}_r{rep}"
+    server = HubServer(app, tag, cfg)
+    run: dict[str, Any] = {"app": app.key, "n": n, "repeat": rep, "server_cmd": " ".join(server.cmd[1:])}
+    clients: Clients | None = None
+    try:
+        run["probe"] = server.wait_ready()
+        warm_up(server)
+        rss0 = server.rss(gc=True)
+        t0 = time.monotonic()
+        clients = Clients(server.port, n, cfg, tag)
+        ok = note_ready(run, clients.wait_ready(180), t0, n)
+        time.sleep(1.0)
+        rss1 = server.rss(gc=True)
+        run["memory"] = {
+            "rss_before": rss0,
+            "rss_after": rss1,
+            "per_conn_bytes": round((rss1 - rss0) / max(ok, 1), 1),
+        }
+        run["latency"] = latency_phase(server, clients, ok, cfg)
+        if n in cfg.tput_sizes:
+            run["throughput"] = throughput_phase(server, clients, ok, cfg)
+    except Exception as e:  # record it and go on with the next run
+        run["error"] = repr(e)
+        print(f"    error: {e!r}", flush=True)
+    finally:
+        if clients is not None:
+            clients.stop()
+        server.stop_charged(ledger)
+    return run
+
+
+def run_line(r: dict[str, Any]) -> str:
+    """One server run's figures, for the progress output."""
+    lat, mem, tp = r.get("latency", {}), r.get("memory", {}), r.get("throughput")
+    line = (
+        f"    connect {r.get('connect_s')} s; {mem.get('per_conn_bytes', 0) / 1024:.1f} KB/conn; "
+        f"fan-out p50 {lat.get('p50_ms')} ms p99 {lat.get('p99_ms')} ms "
+        f"({lat.get('complete_publishes')}/{lat.get('publishes')} complete); "
+        f"server CPU/publish {lat.get('server_cpu_per_publish_ms')} ms; "
+        f"busy server {lat.get('server_busy_share')} client {lat.get('client_busy_share')}"
+    )
+    if tp:
+        line += (
+            f"\n    throughput {tp['deliveries_per_s']:,.0f}/s "
+            f"({tp['published_per_s']} publishes/s, "
+            f"{tp['delivered_share']} delivered, missed {tp['missed_notices']}); "
+            f"CPU server {tp['server_cpu_share']} client {tp['client_cpu_share']}"
+        )
+    return line
+
+
+def slow_lines(r: dict[str, Any]) -> list[str]:
+    """One slow-client run's figures per phase, for the progress output."""
+    return [
+        f"    {name:12s} published {ph['published']}{' BLOCKED' if ph['blocked'] else ''}; "
+        f"publish rtt p50 {ph['publish_rtt_p50_ms']} p99 {ph['publish_rtt_p99_ms']} ms; "
+        f"fan-out p50 {ph['fanout_p50_ms']} p99 {ph['fanout_p99_ms']} ms; "
+        f"incomplete {ph['incomplete_publishes']}; missed {ph['missed_notices']}; "
+        f"RSS +{(ph.get('rss_growth') or 0) / 1e6:.1f} MB"
+        for name, ph in r.get("phases", {}).items()
+    ]
+
+
+def server_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for n in [] if cfg.only_slow else cfg.sizes:
+        for rep in range(cfg.repeats):
+            for key in cfg.apps:
+                print(f"{record.stamp()} {key:18s} N={n:<6} repeat {rep + 1}/{cfg.repeats}", flush=True)
+                r = guarded(
+                    lambda key=key, n=n, rep=rep: one_run(APPS[key], n, rep, cfg, ledger),
+                    ledger,
+                    cfg.max_other,
+                    cfg.retries,
+                    cfg.quiet_wait,
+                )
+                runs.append(r)
+                print(run_line(r), flush=True)
+    return runs
+
+
+def slow_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    if cfg.no_slow:
+        return runs
+    for rep in range(cfg.repeats):
+        # one process only: its RSS is sampled on one connection, its publishes timed in-process
+        for key in [a for a in cfg.apps if APPS[a].workers == 1]:
+            print(
+                f"{record.stamp()} {key:18s} slow client, N={cfg.slow_n} repeat {rep + 1}/{cfg.repeats}",
+                flush=True,
+            )
+            r = guarded(
+                lambda key=key, rep=rep: slow_run(APPS[key], rep, cfg, ledger),
+                ledger,
+                cfg.max_other,
+                cfg.retries,
+                cfg.quiet_wait,
+            )
+            runs.append(r)
+            for line in slow_lines(r):
+                print(line, flush=True)
+    return runs
+
+
+def run_all(cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
+    """Every run of the benchmark; the raw results with their ``meta``."""
+    selftest(CLIENT)
+    record = RunRecord()
+    load_before = os.getloadavg()
+    if load_before[0] > 0.5:
+        print(f"warning: load average {load_before} before the run: something else is running", flush=True)
+    cpu_before = ledger.accounting()
+    runs = server_runs(cfg, ledger, record)
+    slow = slow_runs(cfg, ledger, record)
+    total_s = record.elapsed()
+    other_cpu = ledger.other_between(cpu_before, ledger.accounting())
+    settings = cfg.settings() | {
+        "remeasured_runs": sum(1 for r in runs + slow if r.get("discarded_attempts_other_cpu"))
+    }
+    # CPU the rest of the machine used meanwhile (other people's processes share these cores)
+    other = {
+        "seconds": round(other_cpu, 1),
+        "share_of_machine": round(other_cpu / (total_s * (os.cpu_count() or 1)), 3),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
+    }
+    probes = {r["app"]: r["probe"] for r in runs + slow if r.get("probe")}
+    meta = record.meta(settings, DISTRIBUTIONS, probes, after_machine={"other_cpu": other})
+    return {"meta": meta, "runs": runs, "slow_runs": slow}

@@ -1,0 +1,182 @@
+"""The hub benchmark's rig: the app under test (uvicorn, its /publish and /rss) and the load
+clients (``client.py`` processes, each holding a share of the streams)."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from config import HubConfig
+from contenders import App
+from quiet import CpuLedger
+
+from harness.clients import ClientProcess, shares
+from harness.servers import AppServer, Http
+
+HERE = Path(__file__).resolve().parent
+APPS_DIR = HERE / "apps"
+CLIENT = HERE / "client.py"
+UVICORN_OPTIONS = ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
+
+
+class HubServer(AppServer):
+    """One app under ``uvicorn --loop uvloop --http httptools`` (with ``--workers`` for the
+    Redis row, whose hub then goes through ``SSE_BROKER_URL`` with a key prefix of its own)."""
+
+    def __init__(self, app: App, tag: str, cfg: HubConfig) -> None:
+        options = list(UVICORN_OPTIONS)
+        if app.workers > 1:
+            options += ["--workers", str(app.workers)]
+        env = {}
+        if app.redis:
+            if cfg.redis_url is None:
+                raise RuntimeError("no Redis for this app (see --redis)")
+            env["SSE_BROKER_URL"] = f"{cfg.redis_url}?prefix=bench{uuid.uuid4().hex[:8]}"
+        super().__init__(APPS_DIR, app.module, cfg.logs / f"{tag}.server.log", options, env)
+        self.workers = app.workers
+
+    def publish(self, seq: int, size: int, timeout: float) -> dict[str, Any]:
+        return self.http.get(f"/publish?seq={seq}&size={size}", timeout=timeout)
+
+    def rss(self, gc: bool) -> int:
+        if self.workers == 1:
+            return int(self.http.get("/rss?gc=1" if gc else "/rss", timeout=30.0)["rss"])
+        return self._workers_rss(gc)
+
+    def _workers_rss(self, gc: bool) -> int:
+        """The sum over the workers: new connections until each worker has answered (the kernel
+        hands a connection to one of them), so that each ran its own collection."""
+        seen: dict[int, int] = {}
+        for _ in range(200):
+            http = Http(self.port)
+            try:
+                answer = http.get("/rss?gc=1" if gc else "/rss", timeout=30.0)
+            finally:
+                http.close()
+            seen[int(answer["pid"])] = int(answer["rss"])
+            if len(seen) == self.workers:
+                return sum(seen.values())
+        raise RuntimeError(f"only {len(seen)} of {self.workers} workers answered /rss")
+
+    def stop_charged(self, ledger: CpuLedger) -> None:
+        """Stop it, counting its workers' CPU as ours first (nobody reaps them)."""
+        ledger.charge(self.pids()[1:])
+        self.stop()
+
+
+class Clients:
+    """N streams split over K ``client.py`` processes, driven by its stdin commands."""
+
+    def __init__(self, port: int, n: int, cfg: HubConfig, tag: str) -> None:
+        inflight = max(1, cfg.inflight // cfg.client_procs)
+        self.procs = [
+            ClientProcess(
+                [
+                    sys.executable,
+                    str(CLIENT),
+                    "--port",
+                    str(port),
+                    "-n",
+                    str(share),
+                    "--inflight",
+                    str(inflight),
+                ],
+                cfg.logs / f"{tag}.client{i}.log",
+                cwd=HERE,
+            )
+            for i, share in enumerate(shares(n, cfg.client_procs))
+        ]
+
+    def wait_ready(self, timeout: float) -> list[dict[str, Any]]:
+        return [c.expect("ready", timeout) or {} for c in self.procs]
+
+    def wait_got(self, seq: int, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        return all(
+            c.expect(f"got {seq}", max(0.0, deadline - time.monotonic())) is not None for c in self.procs
+        )
+
+    def reset(self) -> None:
+        for c in self.procs:
+            c.command("reset")
+        for c in self.procs:
+            c.expect("reset", 10)
+
+    def report(self, window: tuple[float, float] | None = None) -> dict[str, Any]:
+        """Every process's report for the phase, merged (see :func:`merge_reports`)."""
+        cmd = "report" if window is None else f"report {window[0]!r} {window[1]!r}"
+        for c in self.procs:
+            c.command(cmd)
+        return merge_reports([c.expect("report", 60) or {} for c in self.procs])
+
+    def stop(self) -> None:
+        for c in self.procs:
+            c.stop()
+
+
+def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per event: streams that got it, and the latency until the first, median and last one."""
+    per_seq: dict[int, dict[str, Any]] = {}
+    for rep in reports:
+        for key, v in rep.get("per_seq", {}).items():
+            seq = int(key)
+            m = per_seq.setdefault(seq, {"count": 0, "first": v["first"], "last": v["last"], "_p50": []})
+            m["count"] += v["count"]
+            m["first"] = min(m["first"], v["first"])
+            m["last"] = max(m["last"], v["last"])
+            m["_p50"].append((v["p50"], v["count"]))
+    for m in per_seq.values():
+        # the median client: count-weighted mean of each process's median (an approximation)
+        total = sum(c for _, c in m["_p50"])
+        m["p50"] = sum(p * c for p, c in m.pop("_p50")) / total if total else None
+    return {
+        "per_seq": per_seq,
+        "deliveries": sum(r.get("deliveries", 0) for r in reports),
+        "in_window": sum(r.get("in_window") or 0 for r in reports),
+        "missed_notices": sum(r.get("missed_notices", 0) for r in reports),
+        "lost": sum(r.get("lost", 0) for r in reports),
+        "open": sum(r.get("open", 0) for r in reports),
+        "errors": {k: v for r in reports for k, v in r.get("errors", {}).items()},
+        "client_cpu_s": sum(r.get("cpu_s", 0.0) for r in reports),
+        "client_wall_s": max((r.get("wall_s", 0.0) for r in reports), default=0.0),
+    }
+
+
+def open_stream(port: int) -> socket.socket:
+    """A stream's request on a socket of our own (read or not, as the caller pleases)."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    return s
+
+
+def warm_up(server: HubServer) -> None:
+    """A few streams and one publish, so that code paths imported lazily are in the baseline RSS
+    (with --workers, several streams, so that every worker is likely to have had one)."""
+    with contextlib.ExitStack() as stack:
+        streams = []
+        for _ in range(1 if server.workers == 1 else 4 * server.workers):
+            s = stack.enter_context(open_stream(server.port))
+            s.recv(65536)
+            streams.append(s)
+        server.publish(0, 64, timeout=5.0)
+        time.sleep(0.05)
+        for s in streams:
+            with contextlib.suppress(OSError):
+                s.recv(65536)
+    time.sleep(0.3)
+
+
+def wait_delivered(clients: Clients, seqs: list[int], n: int, timeout: float) -> dict[str, Any]:
+    """Poll the clients until every stream has every event in ``seqs`` (or ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        merged = clients.report()
+        got = merged["per_seq"]
+        if all(got.get(s, {}).get("count", 0) >= n for s in seqs) or time.monotonic() > deadline:
+            return merged
+        time.sleep(0.25)

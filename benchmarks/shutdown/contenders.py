@@ -1,0 +1,92 @@
+"""The apps the shutdown benchmark compares (each a module of ``apps/``), in the order of its table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from harness.contenders import Contender, by_key
+
+FAREWELLS = "shutdown,close,restart"  # for apps without a notice of their own: would count anything
+
+
+@dataclass(frozen=True)
+class App(Contender):
+    path: str = "/stream"
+    notice: str = "shutdown"  # event names that count as the farewell notice
+    framework_floor: str = "floor"  # the floor written in the same framework, to compare with
+
+
+APPS = by_key(
+    [
+        App(
+            "floor",
+            "floor_app",
+            "floor (raw ASGI)",
+            "raw ASGI app: chained signal handler, one asyncio.Event, one pre-encoded farewell",
+            marker="s",
+        ),
+        App(
+            "floor_fasthtml",
+            "floor_fasthtml_app",
+            "floor in FastHTML",
+            "FastHTML app whose stream response is the floor's: one asyncio.Event, one farewell",
+            marker="s",
+            framework_floor="floor_fasthtml",
+        ),
+        App(
+            "graceful_raw",
+            "graceful_raw_app",
+            "graceful_sse (raw ASGI)",
+            "graceful_sse EventStream(hub.subscribe(...)) as the ASGI app, no framework",
+        ),
+        App(
+            "graceful_sse",
+            "graceful_app",
+            "graceful_sse in FastHTML",
+            "FastHTML app, graceful_sse Hub + EventStream (defaults: drain 3 s, exit bound 5 s)",
+            framework_floor="floor_fasthtml",
+        ),
+        App(
+            "seed",
+            "seed_app",
+            "seed recipe",
+            "FastHTML app, the design document's recipe: SSEBroadcastManager + patched "
+            "Server.handle_exit with time.sleep(1.0), event: close",
+            marker="^",
+            path="/stream_updates",
+            notice="close",
+            framework_floor="floor_fasthtml",
+        ),
+        App(
+            "sse_starlette",
+            "sse_starlette_app",
+            "sse-starlette",
+            "Starlette app, sse_starlette.EventSourceResponse over an asyncio.Queue generator",
+            marker="D",
+            notice=FAREWELLS,
+        ),
+        App(
+            "fasthtml",
+            "fasthtml_plain_app",
+            "FastHTML EventStream",
+            "FastHTML app, fasthtml EventStream over a generator that sleeps in a loop",
+            marker="v",
+            notice=FAREWELLS,
+            framework_floor="floor_fasthtml",
+        ),
+    ]
+)
+
+# The distributions whose versions the results record.
+DISTRIBUTIONS = [
+    "graceful-sse",
+    "uvicorn",
+    "uvloop",
+    "httptools",
+    "h11",
+    "starlette",
+    "python-fasthtml",
+    "sse-starlette",
+    "cjm-fasthtml-sse",
+    "anyio",
+]
