@@ -22,6 +22,7 @@ def _run(args: list[str], out: Path) -> str:
 
 
 @pytest.mark.redis
+@pytest.mark.timeout(300)  # about 100 s beside another test's servers: well clear of the bound
 def test_the_hub_benchmark_runs_and_writes_its_tables(tmp_path: Path) -> None:
     tiny = "--sizes 100 --repeats 1 --publishes 5 --spacing 0.05 --tput-seconds 0.5 --client-procs 1"
     tiny += " --slow-n 50 --slow-seconds 0.5,1"
