@@ -31,6 +31,20 @@ class Client:
     request_sent: bool = False
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     parser: SSEParser = field(default_factory=SSEParser)
+    reading: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: writes wait (``pause``)
+
+    def __post_init__(self) -> None:
+        self.reading.set()
+
+    def pause(self) -> None:
+        """Stop reading for a while: every write waits until ``resume``."""
+        self.reading.clear()
+
+    def resume(self) -> None:
+        self.reading.set()
+
+    def data(self, event_type: str = "message") -> list[str]:
+        return [e.data for e in self.parser.events if e.type == event_type]
 
     async def got(self, event_type: str = "message", within: float = 2.0) -> None:
         """Wait until an event of ``event_type`` arrived."""
@@ -50,6 +64,8 @@ class Client:
     async def send(self, message: dict[str, Any]) -> None:
         if self.stuck and message["type"] == "http.response.body":
             await asyncio.Event().wait()  # a client that never reads: the write never completes
+        if message["type"] == "http.response.body":
+            await self.reading.wait()
         self.messages.append(message)
         if message["type"] == "http.response.body":
             self.parser.feed(message["body"].decode())

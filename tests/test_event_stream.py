@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from fasthtml.common import P, sse_message
@@ -254,3 +254,55 @@ async def test_the_opening_gives_a_subscriber_an_id_to_resume_from() -> None:
         assert client.parser.last_event_id == hub.last_id
         client.left.set()
         await task
+
+
+async def _until(condition: Callable[[], bool], within: float = 2.0) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "not within the time"
+        await asyncio.sleep(0.005)
+
+
+@pytest.mark.anyio
+async def test_events_keep_their_order_whether_the_publisher_or_the_stream_writes_them() -> None:
+    """A client that keeps up gets events written by the publish itself; one that pauses gets
+    the first waiting in a task of its own and the rest from the queue, then the fast way again."""
+    hub = Hub(lifecycle=lifecycle())
+    async with hub.lifecycle.lifespan():
+        client = Client()
+        task = serve(EventStream(hub.subscribe("t"), heartbeat=None), client)
+        await client.opened.wait()
+        sent = [f"e{i}" for i in range(60)]
+        for data in sent[:5]:
+            await hub.publish("t", data)
+        assert client.data() == sent[:5], "written before publish returned"
+        client.pause()
+        for data in sent[5:40]:
+            await hub.publish("t", data)
+        await asyncio.sleep(0.05)
+        client.resume()
+        await _until(lambda: len(client.data()) == 40)
+        for data in sent[40:]:
+            await hub.publish("t", data)
+        await _until(lambda: len(client.data()) == 60)
+        assert client.data() == sent
+        client.left.set()
+        await task
+
+
+@pytest.mark.anyio
+async def test_a_stream_told_while_a_publish_waits_on_its_client_still_says_goodbye() -> None:
+    hub = Hub(lifecycle=lifecycle())
+    async with hub.lifecycle.lifespan():
+        client = Client()
+        task = serve(EventStream(hub.subscribe("t"), heartbeat=None), client)
+        await client.opened.wait()
+        client.pause()
+        await hub.publish("t", "waits for the client")
+        shutdown = asyncio.create_task(hub.lifecycle.shutdown("stop"))
+        await asyncio.sleep(0.1)
+        client.resume()
+        report = await shutdown
+        await task
+    assert names(client)[-1] == "shutdown" and client.ended
+    assert report.took == 1 and report.missed == 0

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import random
 import time
-from collections.abc import AsyncIterable, Iterable, Mapping
+from collections.abc import AsyncIterable, Coroutine, Generator, Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -33,6 +34,11 @@ from ._wire import Event, comment, encode
 __all__ = ["EventStream", "last_event_id"]
 
 HEARTBEAT = comment("heartbeat")
+HEARTBEAT_SPREAD = 0.2  # each stream's heartbeat interval is 80 to 100% of the one asked for
+# A stream whose producer-side write had to wait (a slow reader; a server whose send always
+# suspends) lets this many chunks go through its task before trying again.
+SKIP_AFTER_WAIT = 16
+NEVER_AGAIN = 1 << 62  # a server whose send is not a coroutine cannot be written to that way
 DROP_WAIT = 1.0  # how long a dropped connection's stream waits for the server to see it closed
 ERROR_EVENT = encode(Event(event="error", data={"message": "The stream failed on the server."}))
 
@@ -158,10 +164,14 @@ class _Stream(StreamHandle):
     """One response in progress: waits on its source's one future, woken by callbacks."""
 
     __slots__ = (
+        "_blocked",
         "_interrupted",
+        "_parked",
+        "_skip_direct",
         "_task",
         "_timer",
         "gone",
+        "heartbeat",
         "heartbeat_due",
         "last_sent",
         "lifecycle",
@@ -185,9 +195,16 @@ class _Stream(StreamHandle):
         self.sending = False
         self.timed_out = False
         self.heartbeat_due = False
+        # Each stream's own interval, a little under the response's: streams opened in a burst
+        # would otherwise fall due together for ever after, maybe inside a publish.
+        every = response.heartbeat
+        self.heartbeat = every * random.uniform(1 - HEARTBEAT_SPREAD, 1) if every is not None else None
         self.last_sent = self.send_started = time.monotonic()
         self._interrupted = False
         self._task: asyncio.Task[Any] | None = None
+        self._parked = False  # the task waits on its source: a producer may write for it
+        self._blocked: asyncio.Task[None] | None = None  # a producer's write, waiting for the client
+        self._skip_direct = 0  # after a write that had to wait, this many chunks go by the task
         self._timer: asyncio.TimerHandle | None = None
 
     # -- called by the lifecycle (on the loop) ------------------------------------------------------
@@ -202,9 +219,59 @@ class _Stream(StreamHandle):
         self._interrupt()
 
     def _interrupt(self) -> None:
-        if self.sending and self._task is not None and not self._interrupted:
+        if self._blocked is not None:
+            self._blocked.cancel()  # a producer's write: its task ends, and wakes the stream's
+        elif self.sending and self._task is not None and not self._interrupted:
             self._interrupted = True
             self._task.cancel()
+
+    # -- called by the source, from the producer (a publish) ------------------------------------
+
+    def write_now(self, chunk: bytes) -> bool:
+        """Write ``chunk`` from the producer's own call while the stream's task waits.
+
+        The send runs in the caller: where the server takes the bytes at once (the client keeps
+        up) it completes without suspending, and the stream's task is never woken. Where it
+        would wait (the client is slow to read), the rest of that send runs in a task of its own
+        and the stream is busy until it ends; the next chunks go through the stream's task.
+        """
+        if not self._parked or self.sending or self.kind is not None or self.gone or self.timed_out:
+            return False
+        if self._skip_direct:
+            self._skip_direct -= 1
+            return False
+        self.sending = True
+        self.send_started = now = time.monotonic()
+        send = self.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        if not isinstance(send, Coroutine):  # a server's own awaitable, which cannot be stepped
+            self._skip_direct = NEVER_AGAIN
+            self._blocked = asyncio.ensure_future(send)
+            self._blocked.add_done_callback(self._unblocked)
+            return True
+        try:
+            waiting_on = send.send(None)
+        except StopIteration:
+            self.sending = False
+            self.last_sent = now
+            return True
+        except OSError:  # ASGI 2.4 servers raise it once the client has gone
+            self.sending = False
+            self.gone = True
+            self.source.wake()
+            return True
+        self._skip_direct = SKIP_AFTER_WAIT
+        self._blocked = asyncio.get_running_loop().create_task(_finish(send, waiting_on))
+        self._blocked.add_done_callback(self._unblocked)
+        return True
+
+    def _unblocked(self, write: asyncio.Task[None]) -> None:
+        self._blocked = None
+        self.sending = False
+        if not write.cancelled() and write.exception() is None:
+            self.last_sent = time.monotonic()
+        elif not write.cancelled():
+            self.gone = True  # the server failed the send: the client has gone
+        self.source.wake()  # the stream's task takes over: queued chunks, a farewell, a cut
 
     def _opened_in(self) -> Run:
         assert self.run is not None, "a stream responds once its run has opened it"
@@ -246,8 +313,16 @@ class _Stream(StreamHandle):
         source = self.source
         watcher = asyncio.get_running_loop().create_task(self._watch(receive))
         self._arm_heartbeat()
+        source.attach(self)
         try:
             while True:
+                if self._blocked is not None:
+                    # A producer's write waits for the client: nothing else may be sent before
+                    # it ends (or is interrupted), which wakes this task again.
+                    if self.gone:
+                        self._blocked.cancel()
+                    await self._park()
+                    continue
                 if self.timed_out:
                     return _Pumped.CUT
                 if self.kind is not None:
@@ -264,11 +339,20 @@ class _Stream(StreamHandle):
                     self._arm_heartbeat()
                     await self._write(HEARTBEAT)
                 else:
-                    await source.wait()
+                    await self._park()
         finally:
+            source.attach(None)
             watcher.cancel()
             if self._timer is not None:
                 self._timer.cancel()
+
+    async def _park(self) -> None:
+        """Wait for the source; meanwhile a producer may write for this stream (``write_now``)."""
+        self._parked = True
+        try:
+            await self.source.wait()
+        finally:
+            self._parked = False
 
     async def _write(self, chunk: bytes, *, more: bool = True) -> bool:
         """Send one chunk; False if the lifecycle interrupted a send the client did not take.
@@ -368,15 +452,14 @@ class _Stream(StreamHandle):
     # for whichever comes first, so a blocked write is cut send_timeout after it began.
 
     def _arm_heartbeat(self, delay: float | None = None) -> None:
-        response = self.response
-        intervals = [t for t in (response.heartbeat, response.send_timeout) if t is not None]
+        intervals = [t for t in (self.heartbeat, self.response.send_timeout) if t is not None]
         if intervals:
             loop = asyncio.get_running_loop()
             self._timer = loop.call_later(min(intervals) if delay is None else delay, self._timer_fired)
 
     def _timer_fired(self) -> None:
         now = time.monotonic()
-        heartbeat, limit = self.response.heartbeat, self.response.send_timeout
+        heartbeat, limit = self.heartbeat, self.response.send_timeout
         if self.sending:
             if limit is None:
                 self._arm_heartbeat()
@@ -388,11 +471,51 @@ class _Stream(StreamHandle):
             return
         idle = now - self.last_sent
         if heartbeat is not None and idle >= heartbeat:
-            self.heartbeat_due = True  # the task writes it, re-arming the timer first
-            self.source.wake()
+            # Written from here while the stream is idle, with no task woken; else by the task,
+            # which re-arms the timer first.
+            if self.write_now(HEARTBEAT):
+                self._arm_heartbeat()
+            else:
+                self.heartbeat_due = True
+                self.source.wake()
             return
         delays = [heartbeat - idle] if heartbeat is not None else []
         self._arm_heartbeat(min([*delays, limit]) if limit is not None else min(delays))
+
+
+class _Rest:
+    """The rest of a coroutine already stepped once (it waits on ``waiting_on``), as an awaitable.
+
+    A task that awaits it drives the coroutine to its end exactly as if the task had started
+    it: what the coroutine waits on goes to the task, what the task sends or throws (a
+    cancellation) goes back in.
+    """
+
+    __slots__ = ("_coroutine", "_waiting_on")
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
+        self._coroutine = coroutine
+        self._waiting_on = waiting_on
+
+    def __await__(self) -> Generator[Any, Any, None]:
+        coroutine, waiting_on = self._coroutine, self._waiting_on
+        while True:
+            try:
+                sent = yield waiting_on
+            except BaseException as exc:
+                try:
+                    waiting_on = coroutine.throw(exc)
+                except StopIteration:
+                    return
+            else:
+                try:
+                    waiting_on = coroutine.send(sent)
+                except StopIteration:
+                    return
+
+
+async def _finish(send: Coroutine[Any, Any, Any], waiting_on: Any) -> None:
+    await _Rest(send, waiting_on)
 
 
 def _label(scope: Scope) -> str:

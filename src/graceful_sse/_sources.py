@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Iterable
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from starlette.concurrency import iterate_in_threadpool
 
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ._lifecycle import Lifecycle
     from ._limits import Limits
 
-__all__ = ["Pump", "Source", "Wakeup"]
+__all__ = ["Pump", "Source", "Wakeup", "Writer"]
 
 CLOSE_TIMEOUT = 1.0  # how long an app's generator gets to run its clean-up
 
@@ -58,6 +58,14 @@ class Wakeup:
             self._pending = True
         elif not future.done():
             future.set_result(None)
+
+
+class Writer(Protocol):
+    """A stream that can take a chunk from whoever produced it, without a task switch."""
+
+    def write_now(self, chunk: bytes) -> bool:
+        """Write ``chunk`` now if the stream is idle; False: queue it for the stream's task."""
+        ...
 
 
 class Source(abc.ABC):
@@ -124,6 +132,9 @@ class Source(abc.ABC):
     async def discard(self) -> None:
         """Close a source that will never be opened (a refused request, a HEAD)."""
         await self.aclose()
+
+    def attach(self, writer: Writer | None) -> None:  # noqa: B027 - optional: a fast path
+        """Offer new chunks to ``writer`` first, while it is attached (``None``: no longer)."""
 
 
 class Pump(Source):
