@@ -198,9 +198,9 @@ class Subscription(Source):
         self._hub.counters.events_delivered += 1
         return self._queue.pop(0)
 
-    async def wait(self) -> None:
+    def wait(self) -> Awaitable[None]:
         """Until ``pop`` may have something (or ``wake`` was called)."""
-        await self._wakeup.wait()
+        return self._wakeup.wait()
 
     def wake(self) -> None:
         self._wakeup.set()

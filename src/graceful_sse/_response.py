@@ -285,18 +285,12 @@ class _Stream(StreamHandle):
         await self.send(
             {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
         )
-        opening = response._opening
         if self.kind is not None:  # opened during the drain: the farewell at once
-            return await self._farewell(opening, named, scope, receive)
-        source = self.source
-        source.open()
-        if response.status is not None:
-            opening += status_event("live", response.status, named=named, event_id=source.position)
-        elif source.position is not None:
-            opening += Event(id=source.position).encode()  # sets the browser's Last-Event-ID
+            return await self._farewell(response._opening, named, scope, receive)
+        self.source.open()
         self._task = asyncio.current_task()
         try:
-            if not await self._write(opening):
+            if not await self._write(self._opening(named)):
                 return await self._farewell(b"", named, scope, receive)
             ended = await self._pump(receive)
         except OSError:  # ASGI 2.4 servers raise it from send() once the client has gone
@@ -308,6 +302,19 @@ class _Stream(StreamHandle):
         if ended is _Pumped.CUT:
             return await self._cut_off(scope, receive)
         return await self._end(ERROR_EVENT if ended is _Pumped.FAILED else b"")
+
+    def _opening(self, named: bool) -> bytes:
+        """``retry:``, a comment and the status (or at least an id to resume from).
+
+        Built by a function of its own, so that no frame that lives as long as the stream
+        holds on to it.
+        """
+        response, position = self.response, self.source.position
+        if response.status is not None:
+            return response._opening + status_event("live", response.status, named=named, event_id=position)
+        if position is not None:
+            return response._opening + Event(id=position).encode()  # sets the browser's Last-Event-ID
+        return response._opening
 
     async def _pump(self, receive: Receive) -> _Pumped:
         source = self.source
@@ -321,38 +328,32 @@ class _Stream(StreamHandle):
                     # it ends (or is interrupted), which wakes this task again.
                     if self.gone:
                         self._blocked.cancel()
-                    await self._park()
-                    continue
-                if self.timed_out:
+                elif self.timed_out:
                     return _Pumped.CUT
-                if self.kind is not None:
+                elif self.kind is not None:
                     return _Pumped.TOLD
-                if self.gone:
+                elif self.gone:
                     return _Pumped.GONE
-                chunk = source.pop()
-                if chunk is not None:
+                elif (chunk := source.pop()) is not None:
                     await self._write(chunk)
+                    continue
                 elif source.finished:
                     return _Pumped.FAILED if source.failed else _Pumped.DONE
                 elif self.heartbeat_due:
                     self.heartbeat_due = False
                     self._arm_heartbeat()
                     await self._write(HEARTBEAT)
-                else:
-                    await self._park()
+                    continue
+                # Nothing to write: wait (on the source's future itself, no frame of ours), and
+                # meanwhile let a producer write for this stream (``write_now``).
+                self._parked = True
+                await source.wait()
+                self._parked = False
         finally:
             source.attach(None)
             watcher.cancel()
             if self._timer is not None:
                 self._timer.cancel()
-
-    async def _park(self) -> None:
-        """Wait for the source; meanwhile a producer may write for this stream (``write_now``)."""
-        self._parked = True
-        try:
-            await self.source.wait()
-        finally:
-            self._parked = False
 
     async def _write(self, chunk: bytes, *, more: bool = True) -> bool:
         """Send one chunk; False if the lifecycle interrupted a send the client did not take.

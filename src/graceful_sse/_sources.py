@@ -13,7 +13,7 @@ import abc
 import asyncio
 import contextlib
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Generator, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Generator, Iterable
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from starlette.concurrency import iterate_in_threadpool
@@ -33,7 +33,11 @@ CLOSE_TIMEOUT = 1.0  # how long an app's generator gets to run its clean-up
 
 
 class Wakeup:
-    """A reusable wake-up: ``await wait()`` returns at the next ``set()``, or at once if one came."""
+    """A reusable wake-up: ``await wait()`` returns at the next ``set()``, or at once if one came.
+
+    ``wait`` hands out the future itself, not a coroutine: a stream waits through no frames of
+    ours, and a future is all that a stream at rest keeps alive.
+    """
 
     __slots__ = ("_future", "_pending")
 
@@ -41,22 +45,18 @@ class Wakeup:
         self._future: asyncio.Future[None] | None = None
         self._pending = False
 
-    async def wait(self) -> None:
+    def wait(self) -> asyncio.Future[None]:
+        future = self._future = asyncio.get_running_loop().create_future()
         if self._pending:
             self._pending = False
-            return
-        future = self._future = asyncio.get_running_loop().create_future()
-        try:
-            await future
-        finally:
-            self._future = None
-            self._pending = False
+            future.set_result(None)
+        return future
 
     def set(self) -> None:
-        future = self._future
-        if future is None:
+        future, self._future = self._future, None
+        if future is None or future.done():  # nobody waits (or the waiter was cancelled)
             self._pending = True
-        elif not future.done():
+        else:
             future.set_result(None)
 
 
@@ -108,7 +108,7 @@ class Source(abc.ABC):
         """The next chunk, or ``None`` for now."""
 
     @abc.abstractmethod
-    async def wait(self) -> None:
+    def wait(self) -> Awaitable[None]:
         """Until ``pop`` may have something (or ``wake`` was called)."""
 
     @abc.abstractmethod
@@ -172,8 +172,8 @@ class Pump(Source):
             space.set_result(None)
         return chunk
 
-    async def wait(self) -> None:
-        await self._wakeup.wait()
+    def wait(self) -> Awaitable[None]:
+        return self._wakeup.wait()
 
     def wake(self) -> None:
         self._wakeup.set()
