@@ -32,6 +32,7 @@ class Client:
     opened: asyncio.Event = field(default_factory=asyncio.Event)
     parser: SSEParser = field(default_factory=SSEParser)
     reading: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: writes wait (``pause``)
+    failing: bool = False  # the server fails every write of the body from now on
 
     def __post_init__(self) -> None:
         self.reading.set()
@@ -65,6 +66,8 @@ class Client:
         if self.stuck and message["type"] == "http.response.body":
             await asyncio.Event().wait()  # a client that never reads: the write never completes
         if message["type"] == "http.response.body":
+            if self.failing:
+                raise RuntimeError("the server cannot write this response")
             await self.reading.wait()
         self.messages.append(message)
         if message["type"] == "http.response.body":

@@ -306,3 +306,21 @@ async def test_a_stream_told_while_a_publish_waits_on_its_client_still_says_good
         await task
     assert names(client)[-1] == "shutdown" and client.ended
     assert report.took == 1 and report.missed == 0
+
+
+@pytest.mark.anyio
+async def test_a_write_the_server_fails_ends_that_stream_and_the_publish_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    hub = Hub(lifecycle=lifecycle())
+    async with hub.lifecycle.lifespan():
+        broken, fine = Client(), Client()
+        tasks = [serve(EventStream(hub.subscribe("t"), heartbeat=None), c) for c in (broken, fine)]
+        await asyncio.gather(broken.opened.wait(), fine.opened.wait())
+        broken.failing = True
+        await hub.publish("t", "for everyone")
+        assert fine.data() == ["for everyone"]
+        await asyncio.wait_for(tasks[0], 2)
+        assert hub.connections() == 1 and "the server failed a write" in caplog.text
+        fine.left.set()
+        await tasks[1]

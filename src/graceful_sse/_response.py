@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from ._drain import Outcome, StreamHandle
 from ._lifecycle import Lifecycle
 from ._limits import FORBIDDEN, Limits, Refusal, Ticket
+from ._logs import logger
 from ._run import Run
 from ._sources import Pump, Source
 from ._status import DEFAULT_STATUS_ID, status_event
@@ -254,9 +255,11 @@ class _Stream(StreamHandle):
             self.sending = False
             self.last_sent = now
             return True
-        except OSError:  # ASGI 2.4 servers raise it once the client has gone
+        except Exception as exc:  # the client has gone (ASGI 2.4 servers raise OSError), or worse
+            if not isinstance(exc, OSError):
+                logger.exception("graceful-sse: the server failed a write; ending the stream")
             self.sending = False
-            self.gone = True
+            self.gone = True  # never the publisher's problem: this stream ends, the others go on
             self.source.wake()
             return True
         self._skip_direct = SKIP_AFTER_WAIT
@@ -267,10 +270,13 @@ class _Stream(StreamHandle):
     def _unblocked(self, write: asyncio.Task[None]) -> None:
         self._blocked = None
         self.sending = False
-        if not write.cancelled() and write.exception() is None:
-            self.last_sent = time.monotonic()
+        failed = None if write.cancelled() else write.exception()
+        if failed is not None and not isinstance(failed, OSError):
+            logger.error("graceful-sse: the server failed a write; ending the stream", exc_info=failed)
+        if failed is not None:
+            self.gone = True  # the client has gone (or the server cannot write to it)
         elif not write.cancelled():
-            self.gone = True  # the server failed the send: the client has gone
+            self.last_sent = time.monotonic()
         self.source.wake()  # the stream's task takes over: queued chunks, a farewell, a cut
 
     def _opened_in(self) -> Run:
