@@ -1,9 +1,11 @@
 """The broadcast hub: topics, bounded per-subscriber queues, ids and replay, presence, metrics.
 
-A publish gives the event an id, encodes it once and appends the same bytes to each
-subscriber's queue without awaiting anything, so a slow or stuck client can never hold up the
-publisher or the others. Each queue is bounded, and what happens when a client falls
-``maxsize`` events behind is a policy, per hub, per topic or per subscription:
+A publish gives the event an id, encodes it once and hands the same bytes to each subscriber
+without awaiting anything, so a slow or stuck client can never hold up the publisher or the
+others. A stream at rest writes them at once, from the publisher's call (the server's send
+completes without waiting when its client keeps up, and no stream task is woken); the others
+queue them. Each queue is bounded, and what happens when a client falls ``maxsize`` events
+behind is a policy, per hub, per topic or per subscription:
 
 - ``"drop-oldest"``: the oldest are dropped and the client first gets one ``missed`` event
   (data ``{"count": n}``), so the page can re-sync;
