@@ -39,6 +39,7 @@ HEARTBEAT_SPREAD = 0.2  # each stream's heartbeat interval is 80 to 100% of the 
 # A stream whose producer-side write had to wait (a slow reader; a server whose send always
 # suspends) lets this many chunks go through its task before trying again.
 SKIP_AFTER_WAIT = 16
+WATCHER_GRACE = 1.0  # after a complete response, how long its watcher may take to end by itself
 NEVER_AGAIN = 1 << 62  # a server whose send is not a coroutine cannot be written to that way
 DROP_WAIT = 1.0  # how long a dropped connection's stream waits for the server to see it closed
 ERROR_EVENT = encode(Event(event="error", data={"message": "The stream failed on the server."}))
@@ -133,6 +134,7 @@ class EventStream(Response):
                     # The server gave up on the response (Hypercorn's graceful_timeout), maybe
                     # with bytes the client is not taking: it would wait for them to drain.
                     run.close_connection(scope)
+            stream.stop_watching(outcome)
             run.close_stream(stream, outcome)
             await source.aclose()
 
@@ -171,6 +173,7 @@ class _Stream(StreamHandle):
         "_skip_direct",
         "_task",
         "_timer",
+        "_watcher",
         "gone",
         "heartbeat",
         "heartbeat_due",
@@ -207,6 +210,7 @@ class _Stream(StreamHandle):
         self._blocked: asyncio.Task[None] | None = None  # a producer's write, waiting for the client
         self._skip_direct = 0  # after a write that had to wait, this many chunks go by the task
         self._timer: asyncio.TimerHandle | None = None
+        self._watcher: asyncio.Task[None] | None = None  # waits for the client to leave
 
     # -- called by the lifecycle (on the loop) ------------------------------------------------------
 
@@ -324,7 +328,7 @@ class _Stream(StreamHandle):
 
     async def _pump(self, receive: Receive) -> _Pumped:
         source = self.source
-        watcher = asyncio.get_running_loop().create_task(self._watch(receive))
+        self._watcher = asyncio.get_running_loop().create_task(self._watch(receive))
         self._arm_heartbeat()
         source.attach(self)
         try:
@@ -357,7 +361,6 @@ class _Stream(StreamHandle):
                 self._parked = False
         finally:
             source.attach(None)
-            watcher.cancel()
             if self._timer is not None:
                 self._timer.cancel()
 
@@ -423,6 +426,19 @@ class _Stream(StreamHandle):
         await self._drop(scope, receive)
         return Outcome.NOT_READING if self.kind is not None else Outcome.GONE
 
+    def stop_watching(self, outcome: Outcome) -> None:
+        """The response is over: the watcher of the client's leaving is no longer needed."""
+        watcher = self._watcher
+        if watcher is None or watcher.done():
+            return
+        if outcome in (Outcome.TOOK, Outcome.ENDED):
+            # A complete response: the server's receive now says so, and the watcher ends by
+            # itself, which costs less than a cancellation (10,000 of them at a shutdown). A
+            # server whose receive does not has it cancelled a moment later.
+            asyncio.get_running_loop().call_later(WATCHER_GRACE, watcher.cancel)
+        else:
+            watcher.cancel()
+
     async def _drop(self, scope: Scope, receive: Receive) -> None:
         """Close the connection of a client that takes nothing, and let the server see it first.
 
@@ -431,6 +447,8 @@ class _Stream(StreamHandle):
         which lets its graceful shutdown complete and keeps its log free of an unfinished
         response.
         """
+        if self._watcher is not None:
+            self._watcher.cancel()  # this method reads the client's leaving itself
         if self.gone or not self._opened_in().close_connection(scope):
             return
         with contextlib.suppress(TimeoutError, OSError):

@@ -4,8 +4,9 @@ A stream task waits on a single future, and everything that concerns it (an even
 publisher could not write for it, the client leaving, a heartbeat falling due, the shutdown)
 resolves that future from a callback. Nothing is cancelled in the common case, so telling ten
 thousand streams to end costs about as much as waking ten thousand tasks. A source offers each
-new chunk to its stream first (``Writer``): a stream at rest writes it from the producer's call. Hub subscriptions are sources themselves; ``Pump`` makes
-one of an application's generator by running it in a task of its own, one item ahead.
+new chunk to its stream first (``Writer``): a stream at rest writes it from the producer's call.
+Hub subscriptions are sources themselves; ``Pump`` makes one of an application's generator by
+running it in a task of its own, one item ahead.
 """
 
 from __future__ import annotations
