@@ -1,11 +1,13 @@
 """The hub benchmark's measurements: for each size, repeat and app, one server run (memory per
-connection, fan-out latency, throughput), then the slow-client scenario; each run on a quiet
-machine (:mod:`quiet`). The raw results, as ``hub.json`` keeps them."""
+connection, fan-out latency, throughput), then the 1,000-topic scenario (:mod:`topics`), then the
+slow-client scenario (:mod:`slow`); each run on a quiet machine (:mod:`quiet`). The raw results,
+as ``hub.json`` keeps them."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from config import HubConfig
@@ -13,6 +15,7 @@ from contenders import APPS, DISTRIBUTIONS, App
 from quiet import CpuLedger, guarded
 from rig import CLIENT, Clients, HubServer, wait_delivered, warm_up
 from slow import slow_run
+from topics import topic_line, topic_run
 
 from harness.clients import note_ready, selftest
 from harness.runinfo import RunRecord
@@ -171,45 +174,75 @@ def slow_lines(r: dict[str, Any]) -> list[str]:
     ]
 
 
+def measured(
+    record: RunRecord,
+    what: str,
+    run: Callable[[], dict[str, Any]],
+    lines: Callable[[dict[str, Any]], list[str]],
+    cfg: HubConfig,
+    ledger: CpuLedger,
+) -> dict[str, Any]:
+    """One run on a quiet machine (:func:`quiet.guarded`), announced and then its figures printed."""
+    print(f"{record.stamp()} {what}", flush=True)
+    r = guarded(run, ledger, cfg.max_other, cfg.retries, cfg.quiet_wait)
+    for line in lines(r):
+        print(line, flush=True)
+    return r
+
+
 def server_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
-    for n in [] if cfg.only_slow else cfg.sizes:
+    for n in [] if cfg.only_slow or cfg.only_topics else cfg.sizes:
         for rep in range(cfg.repeats):
             for key in cfg.apps:
-                print(f"{record.stamp()} {key:18s} N={n:<6} repeat {rep + 1}/{cfg.repeats}", flush=True)
-                r = guarded(
-                    lambda key=key, n=n, rep=rep: one_run(APPS[key], n, rep, cfg, ledger),
-                    ledger,
-                    cfg.max_other,
-                    cfg.retries,
-                    cfg.quiet_wait,
+                runs.append(
+                    measured(
+                        record,
+                        f"{key:18s} N={n:<6} repeat {rep + 1}/{cfg.repeats}",
+                        lambda key=key, n=n, rep=rep: one_run(APPS[key], n, rep, cfg, ledger),
+                        lambda r: [run_line(r)],
+                        cfg,
+                        ledger,
+                    )
                 )
-                runs.append(r)
-                print(run_line(r), flush=True)
     return runs
 
 
 def slow_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
     runs: list[dict[str, Any]] = []
-    if cfg.no_slow:
+    if cfg.no_slow or cfg.only_topics:
         return runs
     for rep in range(cfg.repeats):
         # one process only: its RSS is sampled on one connection, its publishes timed in-process
         for key in [a for a in cfg.apps if APPS[a].workers == 1]:
-            print(
-                f"{record.stamp()} {key:18s} slow client, N={cfg.slow_n} repeat {rep + 1}/{cfg.repeats}",
-                flush=True,
+            runs.append(
+                measured(
+                    record,
+                    f"{key:18s} slow client, N={cfg.slow_n} repeat {rep + 1}/{cfg.repeats}",
+                    lambda key=key, rep=rep: slow_run(APPS[key], rep, cfg, ledger),
+                    slow_lines,
+                    cfg,
+                    ledger,
+                )
             )
-            r = guarded(
-                lambda key=key, rep=rep: slow_run(APPS[key], rep, cfg, ledger),
-                ledger,
-                cfg.max_other,
-                cfg.retries,
-                cfg.quiet_wait,
-            )
-            runs.append(r)
-            for line in slow_lines(r):
-                print(line, flush=True)
+    return runs
+
+
+def topic_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
+    runs: list[dict[str, Any]] = []
+    for n in [] if cfg.only_slow else cfg.topic_sizes:
+        for rep in range(cfg.repeats):
+            for key in [a for a in cfg.apps if APPS[a].topics]:
+                runs.append(
+                    measured(
+                        record,
+                        f"{key:18s} {n} topics repeat {rep + 1}/{cfg.repeats}",
+                        lambda key=key, n=n, rep=rep: topic_run(APPS[key], n, rep, cfg, ledger),
+                        lambda r: [topic_line(r)],
+                        cfg,
+                        ledger,
+                    )
+                )
     return runs
 
 
@@ -222,11 +255,12 @@ def run_all(cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
         print(f"warning: load average {load_before} before the run: something else is running", flush=True)
     cpu_before = ledger.accounting()
     runs = server_runs(cfg, ledger, record)
+    topics = topic_runs(cfg, ledger, record)
     slow = slow_runs(cfg, ledger, record)
     total_s = record.elapsed()
     other_cpu = ledger.other_between(cpu_before, ledger.accounting())
     settings = cfg.settings() | {
-        "remeasured_runs": sum(1 for r in runs + slow if r.get("discarded_attempts_other_cpu"))
+        "remeasured_runs": sum(1 for r in runs + topics + slow if r.get("discarded_attempts_other_cpu"))
     }
     # CPU the rest of the machine used meanwhile (other people's processes share these cores)
     other = {
@@ -235,6 +269,6 @@ def run_all(cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
     }
-    probes = {r["app"]: r["probe"] for r in runs + slow if r.get("probe")}
+    probes = {r["app"]: r["probe"] for r in runs + topics + slow if r.get("probe")}
     meta = record.meta(settings, DISTRIBUTIONS, probes, after_machine={"other_cpu": other})
-    return {"meta": meta, "runs": runs, "slow_runs": slow}
+    return {"meta": meta, "runs": runs, "topic_runs": topics, "slow_runs": slow}

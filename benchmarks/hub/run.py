@@ -69,8 +69,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--slow-size", type=int, default=16384, help="event data bytes in the slow-client runs")
     p.add_argument("--slow-seconds", default="3,22", help="readers only, then with the slow client (s)")
+    p.add_argument(
+        "--topic-sizes",
+        default="1000",
+        help="streams in the topic scenario, each on a topic of its own ('none': skip it)",
+    )
+    p.add_argument("--topic-rounds", type=int, default=5, help="rounds of one publish per topic, per run")
     p.add_argument("--no-slow", action="store_true", help="skip the slow-client scenario")
     p.add_argument("--only-slow", action="store_true", help="only the slow-client scenario")
+    p.add_argument("--only-topics", action="store_true", help="only the topic scenario")
     p.add_argument("--client-procs", type=int, default=2, help="load-client processes (streams split)")
     p.add_argument("--inflight", type=int, default=256, help="streams between connect and first bytes")
     p.add_argument(
@@ -98,7 +105,7 @@ def config(p: argparse.ArgumentParser, args: argparse.Namespace) -> HubConfig:
     """The run's settings from the command line (``--quick`` first sets its small sizes)."""
     if args.quick:
         args.sizes, args.repeats, args.publishes, args.tput_seconds = "200,1000", 1, 10, 2.0
-        args.slow_n, args.slow_seconds = 200, "2,6"
+        args.slow_n, args.slow_seconds, args.topic_rounds = 200, "2,6", 3
     sizes = [int(s) for s in args.sizes.split(",")]
     apps = list(APPS) if args.apps == "all" else args.apps.split(",")
     for a in apps:
@@ -111,6 +118,7 @@ def config(p: argparse.ArgumentParser, args: argparse.Namespace) -> HubConfig:
         apps=apps,
         tput_sizes=[max(sizes)] if args.tput_sizes == "max" else [int(s) for s in args.tput_sizes.split(",")],
         slow_seconds=[float(s) for s in args.slow_seconds.split(",")],
+        topic_sizes=[] if args.topic_sizes == "none" else [int(s) for s in args.topic_sizes.split(",")],
         out=Path(args.out).resolve(),
     )
 
@@ -118,7 +126,7 @@ def config(p: argparse.ArgumentParser, args: argparse.Namespace) -> HubConfig:
 def measure(cfg: HubConfig, redis: str) -> None:
     """Every run, with a private redis-server for the Redis row if it is in; then the report."""
     cfg.logs.mkdir(parents=True, exist_ok=True)
-    raise_nofile(max(cfg.sizes) + 1000)
+    raise_nofile(max(cfg.sizes + cfg.topic_sizes) + 1000)
     ledger = CpuLedger()
     redis_server = None
     if any(APPS[a].redis for a in cfg.apps):
