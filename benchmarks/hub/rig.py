@@ -16,17 +16,15 @@ from contenders import App
 from quiet import CpuLedger
 
 from harness.clients import ClientProcess, shares
-from harness.servers import AppServer, Http
+from harness.servers import GRANIAN_ROOM, AppServer, Http
 
 HERE = Path(__file__).resolve().parent
 APPS_DIR = HERE / "apps"
 CLIENT = HERE / "client.py"
-# Each server's options. Granian's: its default loop (uvloop when installed) and HTTP; a listen
-# backlog as uvicorn's (2048; Granian's is 1024), and room for every stream of the largest run
-# (Granian serves at most --backpressure requests at once per worker, by default its backlog).
+# Each server's options (Granian: its default loop, uvloop when installed, and its own HTTP).
 SERVER_OPTIONS = {
     "uvicorn": ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"],
-    "granian": ["--log-level", "warning", "--backlog", "2048", "--backpressure", "65536"],
+    "granian": ["--log-level", "warning", *GRANIAN_ROOM],
 }
 
 
