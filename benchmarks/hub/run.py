@@ -7,8 +7,11 @@ its RSS (after a gc), connect N idle streams from ``client.py`` processes, measu
 (memory per connection), publish ``--publishes`` events, each ``--spacing`` s after every
 stream had the previous one, and time each until the last stream has it (fan-out latency),
 then, at the throughput sizes, publish back to back for ``--tput-seconds`` and count the
-deliveries that arrive in that window. Separately, for each repeat and app, the slow-client
-scenario: ``--slow-n`` - 1 reading streams, events of ``--slow-size`` bytes at ``--slow-rate``
+deliveries that arrive in that window. Then, for each ``--topic-sizes`` N, repeat and app with
+topics, the one-event-per-topic scenario: N streams, stream i on topic ``u<i>``, and
+``--topic-rounds`` rounds of one publish to each topic (``/publish_each``, a loop inside the app),
+each timed from the first publish call until every stream has its own event. Separately, for
+each repeat and app, the slow-client scenario: ``--slow-n`` - 1 reading streams, events of ``--slow-size`` bytes at ``--slow-rate``
 per second, first with only those, then with one more connection that sends its request and
 never reads; publisher latency, the readers' fan-out latency and the server's RSS over time, in
 both phases.
@@ -18,10 +21,11 @@ The row "graceful_sse in FastHTML, Redis, 2 workers" runs the same app as gracef
 ``--redis URL``) under ``uvicorn --workers 2``: the kernel spreads the streams over both workers,
 a publish goes to one of them and reaches the other's streams through Redis. Its CPU is summed
 over both workers and its memory is both workers' RSS; it is not in the slow-client scenario
-(which samples one process).
+(which samples one process). The row "graceful_sse in FastHTML, Granian" serves the same app with
+``granian --interface asgi`` (one worker, its default loop).
 
     .venv/bin/python benchmarks/hub/run.py            # the full run (about 20 minutes)
-    .venv/bin/python benchmarks/hub/run.py --quick    # smoke run (about 2 minutes)
+    .venv/bin/python benchmarks/hub/run.py --quick    # smoke run (about 3 minutes)
     .venv/bin/python benchmarks/hub/run.py --replot   # table and plots again from results/hub.json
 
 Writes results/hub.json (every run, raw), results/hub.md (tables) and results/hub.png,
