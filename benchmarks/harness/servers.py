@@ -126,10 +126,11 @@ def granian_command(target: str, port: int, options: Sequence[str]) -> list[str]
 # The servers an app can be served by: the command line for ``MODULE:app`` on a port.
 SERVERS = {"uvicorn": uvicorn_command, "granian": granian_command}
 
-# Granian's options for thousands of streams: a listen backlog as uvicorn's (2048; Granian's is
-# 1024), and room for every stream (a Granian worker serves at most --backpressure requests at
-# once, by default its backlog: the streams past it would wait).
-GRANIAN_ROOM = ["--backlog", "2048", "--backpressure", "65536"]
+# Granian's options in both benchmarks: its default loop and HTTP; for thousands of streams, a
+# listen backlog as uvicorn's (2048; Granian's is 1024), and room for every stream (a Granian
+# worker serves at most --backpressure requests at once, by default its backlog: the streams past
+# it would wait).
+GRANIAN_OPTIONS = ["--log-level", "warning", "--backlog", "2048", "--backpressure", "65536"]
 
 
 class AppServer:

@@ -12,7 +12,8 @@ from typing import Any
 from contenders import APPS, label
 from summary import aggregate
 
-from harness.report import colors, fmt, pyplot, sizes_axis, table_head, wrapped, write_markdown
+from harness.report import colors, fmt, granian_note, pyplot, sizes_axis, table_head, wrapped, write_markdown
+from harness.servers import GRANIAN_OPTIONS
 
 COLORS = colors(APPS)
 PHASES_SHOWN = "readers only → with the slow one"
@@ -138,7 +139,7 @@ def memory_table(rows: list[Row]) -> list[str]:
 def topic_table(rows: list[Row], m: dict[str, Any]) -> list[str]:
     out = table_head(
         "### One event per topic (N streams, each on a topic of its own; one publish to each topic, in a "
-        f"loop inside the app; {m.get('topic_rounds')} rounds per run; {m['size']}-byte events: first "
+        f"loop inside the app; rounds per run: {m.get('topic_rounds')}; {m['size']}-byte events: first "
         "publish call → every stream has its own event)",
         TOPIC_COLUMNS,
     )
@@ -189,19 +190,6 @@ def slow_table(rows: list[Row], m: dict[str, Any]) -> list[str]:
     return out
 
 
-def granian_note(m: dict[str, Any]) -> str:
-    """What the Granian row ran on, as its /health reported, if it ran."""
-    probe = m["server"].get("per_app", {}).get("graceful_granian")
-    if not probe:
-        return ""
-    return (
-        f"; the Granian row: granian {m['versions'].get('granian')} --interface asgi, one worker (its "
-        f"supervisor and the worker: CPU summed over both), {probe.get('loop')} (its default loop) and its "
-        "own HTTP/1.1 in Rust, --backlog 2048 (uvicorn's) and --backpressure 65536 (Granian serves at most "
-        "that many requests at once; its default, 1,024, would queue streams)"
-    )
-
-
 def legend(m: dict[str, Any]) -> str:
     mach, v = m["machine"], m["versions"]
     text = (
@@ -213,7 +201,7 @@ def legend(m: dict[str, Any]) -> str:
         "the Redis row (uvicorn --workers 2 and a private redis-server on the same machine: its CPU is "
         "both workers' summed, its memory both workers' RSS after a gc in each; not in the slow-client "
         "scenario, which samples one process)"
-        f"{granian_note(m)}, "
+        f"{granian_note(m, 'graceful_granian', GRANIAN_OPTIONS)}, "
         f"{m['client_procs']} load-client processes (uvloop, raw sockets). "
         "*× floor* divides by the raw-ASGI floor's median in the same cell (for the slow-client table: by "
         "the floor's figure with readers only, since the floor itself blocks). "

@@ -8,6 +8,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +16,8 @@ from config import HubConfig
 from contenders import App
 from quiet import CpuLedger
 
-from harness.clients import ClientProcess, shares
-from harness.servers import GRANIAN_ROOM, AppServer, Http
+from harness.clients import ClientProcess, note_ready, shares
+from harness.servers import GRANIAN_OPTIONS, AppServer, Http
 
 HERE = Path(__file__).resolve().parent
 APPS_DIR = HERE / "apps"
@@ -24,7 +25,7 @@ CLIENT = HERE / "client.py"
 # Each server's options (Granian: its default loop, uvloop when installed, and its own HTTP).
 SERVER_OPTIONS = {
     "uvicorn": ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"],
-    "granian": ["--log-level", "warning", *GRANIAN_ROOM],
+    "granian": GRANIAN_OPTIONS,
 }
 
 
@@ -186,3 +187,38 @@ def wait_delivered(clients: Clients, seqs: list[int], n: int, timeout: float) ->
         if all(got.get(s, {}).get("count", 0) >= n for s in seqs) or time.monotonic() > deadline:
             return merged
         time.sleep(0.25)
+
+
+# What a server run measures: given the server (started, warmed up), the run's record, and
+# ``connect(topics)``, which opens the run's N streams and returns them once ready.
+Measure = Callable[[HubServer, dict[str, Any], Callable[[bool], Clients]], None]
+
+
+def served_run(
+    app: App, n: int, rep: int, tag: str, cfg: HubConfig, ledger: CpuLedger, measure: Measure
+) -> dict[str, Any]:
+    """One server for ``measure``: started and warmed up; its clients and itself stopped after,
+    whatever happens; an error is recorded in the run's record, not raised. The record."""
+    server = HubServer(app, tag, cfg)
+    run: dict[str, Any] = {"app": app.key, "n": n, "repeat": rep, "server_cmd": " ".join(server.cmd[1:])}
+    started: list[Clients] = []
+
+    def connect(topics: bool) -> Clients:
+        t0 = time.monotonic()
+        clients = Clients(server.port, n, cfg, tag, topics)
+        started.append(clients)
+        note_ready(run, clients.wait_ready(180), t0, n)
+        return clients
+
+    try:
+        run["probe"] = server.wait_ready()
+        warm_up(server)
+        measure(server, run, connect)
+    except Exception as e:  # record it and go on with the next run
+        run["error"] = repr(e)
+        print(f"    error: {e!r}", flush=True)
+    finally:
+        for clients in started:
+            clients.stop()
+        server.stop_charged(ledger)
+    return run

@@ -11,10 +11,10 @@ deliveries that arrive in that window. Then, for each ``--topic-sizes`` N, repea
 topics, the one-event-per-topic scenario: N streams, stream i on topic ``u<i>``, and
 ``--topic-rounds`` rounds of one publish to each topic (``/publish_each``, a loop inside the app),
 each timed from the first publish call until every stream has its own event. Separately, for
-each repeat and app, the slow-client scenario: ``--slow-n`` - 1 reading streams, events of ``--slow-size`` bytes at ``--slow-rate``
-per second, first with only those, then with one more connection that sends its request and
-never reads; publisher latency, the readers' fan-out latency and the server's RSS over time, in
-both phases.
+each repeat and app, the slow-client scenario: ``--slow-n`` - 1 reading streams, events of
+``--slow-size`` bytes at ``--slow-rate`` per second, first with only those, then with one more
+connection that sends its request and never reads; publisher latency, the readers' fan-out
+latency and the server's RSS over time, in both phases.
 
 The row "graceful_sse in FastHTML, Redis, 2 workers" runs the same app as graceful_sse with
 ``SSE_BROKER_URL`` pointing at a private ``redis-server`` (started on a free port for the run, or

@@ -6,14 +6,14 @@ first publish call until every stream has its own event, and the server's CPU fo
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from config import HubConfig
 from contenders import App
 from quiet import CpuLedger
-from rig import Clients, HubServer, wait_delivered, warm_up
+from rig import Clients, HubServer, served_run, wait_delivered
 
-from harness.clients import note_ready
 from harness.stats import ms, quantile
 
 
@@ -46,16 +46,9 @@ def topic_round(server: HubServer, clients: Clients, n: int, base: int, cfg: Hub
 
 def topic_run(app: App, n: int, rep: int, cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
     """One server with ``n`` streams on ``n`` topics and ``--topic-rounds`` rounds of publishes."""
-    tag = f"{app.key}_topics{n}_r{rep}"
-    server = HubServer(app, tag, cfg)
-    run: dict[str, Any] = {"app": app.key, "n": n, "repeat": rep, "server_cmd": " ".join(server.cmd[1:])}
-    clients: Clients | None = None
-    try:
-        run["probe"] = server.wait_ready()
-        warm_up(server)
-        t0 = time.monotonic()
-        clients = Clients(server.port, n, cfg, tag, topics=True)
-        note_ready(run, clients.wait_ready(180), t0, n)
+
+    def measure(server: HubServer, run: dict[str, Any], connect: Callable[[bool], Clients]) -> None:
+        clients = connect(True)
         time.sleep(0.5)
         rounds = []
         for k in range(cfg.topic_rounds):
@@ -67,14 +60,8 @@ def topic_run(app: App, n: int, rep: int, cfg: HubConfig, ledger: CpuLedger) -> 
         run["complete_rounds"] = len(totals)
         run["server_cpu_p50_ms"] = quantile([r["server_cpu_ms"] for r in rounds], 0.5)
         run["publish_loop_p50_ms"] = quantile([r["publish_loop_ms"] for r in rounds], 0.5)
-    except Exception as e:  # record it and go on with the next run
-        run["error"] = repr(e)
-        print(f"    error: {e!r}", flush=True)
-    finally:
-        if clients is not None:
-            clients.stop()
-        server.stop_charged(ledger)
-    return run
+
+    return served_run(app, n, rep, f"{app.key}_topics{n}_r{rep}", cfg, ledger, measure)
 
 
 def topic_line(r: dict[str, Any]) -> str:

@@ -19,7 +19,7 @@ from contenders import APPS, DISTRIBUTIONS, App
 from harness.clients import ClientProcess, note_ready, selftest, shares
 from harness.procs import kill_group, process_cpu
 from harness.runinfo import RunRecord
-from harness.servers import GRANIAN_ROOM, AppServer
+from harness.servers import GRANIAN_OPTIONS, AppServer
 from harness.settings import UNRECORDED, recorded
 
 HERE = Path(__file__).resolve().parent
@@ -27,7 +27,7 @@ APPS_DIR = HERE / "apps"
 CLIENT = HERE / "client.py"
 # Each server's options: its own defaults otherwise (uvicorn picks uvloop and httptools when they
 # are installed; Granian its default loop and its own HTTP).
-SERVER_OPTIONS = {"uvicorn": ["--log-level", "warning"], "granian": ["--log-level", "warning", *GRANIAN_ROOM]}
+SERVER_OPTIONS = {"uvicorn": ["--log-level", "warning"], "granian": GRANIAN_OPTIONS}
 LOG_KEEP = re.compile(
     r"graceful-sse:|Broadcasting|Sent shutdown|Closing \d+|ERROR|Cancel|Waiting|Traceback|exiting"
 )

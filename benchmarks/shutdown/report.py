@@ -11,7 +11,8 @@ from contenders import APPS
 from summary import aggregate
 
 from harness.report import colors as app_colors
-from harness.report import pyplot, sizes_axis, write_markdown
+from harness.report import granian_note, pyplot, sizes_axis, write_markdown
+from harness.servers import GRANIAN_OPTIONS
 
 
 def report(out: Path, data: dict[str, Any]) -> str:
@@ -38,18 +39,6 @@ def fmt_exit(row: dict[str, Any], cap: float) -> str:
     return s
 
 
-def granian_note(m: dict[str, Any]) -> str:
-    """What the Granian row ran on, as its /health reported, if it ran."""
-    probe = m["server"].get("per_app", {}).get("graceful_granian")
-    if not probe:
-        return ""
-    return (
-        f" (the Granian row: `granian --interface asgi MODULE:app --log-level warning --backlog 2048 "
-        f"--backpressure 65536`, granian {m['versions'].get('granian')}, one worker under its supervisor, "
-        f"{probe.get('loop')}, its default loop)"
-    )
-
-
 def write_table(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any], cap: float) -> str:
     out = [
         "| App | Open streams | Exit time after SIGINT (s) | × raw floor | × floor in its framework "
@@ -71,7 +60,7 @@ def write_table(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any], ca
         f"Python {m['machine']['python']}, "
         f"uvicorn {m['versions'].get('uvicorn')} with {m['server']['loop']} and {m['server']['http']}; "
         "each app is served by `uvicorn MODULE:app --log-level warning` as one process"
-        f"{granian_note(m)}. "
+        f"{granian_note(m, 'graceful_granian', GRANIAN_OPTIONS)}. "
         "*Exit time* is from sending SIGINT to the server's process group (what Ctrl+C in its terminal "
         "does) to the server process being gone; an app still running "
         f'{cap:g} s after SIGINT is SIGKILLed ("did not exit"). *× raw floor* divides by the exit time of a '
