@@ -64,8 +64,10 @@ def report(out: Path, data: dict[str, Any]) -> str:
     return table
 
 
-def short_label(key: str) -> str:
-    return wrapped(label(key))
+def app_ticks(ax: Any, xs: list[int], keys: list[str]) -> None:
+    """One tick per app under its bars, slanted so that long labels fit."""
+    ax.set_xticks(xs)
+    ax.set_xticklabels([wrapped(label(k), 30) for k in keys], fontsize=7, rotation=30, ha="right")
 
 
 # -- hub.md -------------------------------------------------------------------------------------
@@ -324,8 +326,7 @@ def bars(
             va="bottom",
             fontsize=8,
         )
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels([short_label(k) for k in keys], fontsize=7)
+    app_ticks(ax, list(xs), keys)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.margins(y=0.2)
@@ -383,8 +384,7 @@ def phase_bars(ax: Any, rows: list[Row], metric: str, title: str) -> None:
     for x, r in zip(xs, rows, strict=True):
         if r["with_slow"]["blocked"]:
             ax.text(x + 0.2, low * 1.1, "blocked", rotation=90, ha="center", va="bottom", fontsize=9)
-    ax.set_xticks(xs)
-    ax.set_xticklabels([short_label(k) for k in keys], fontsize=7)
+    app_ticks(ax, xs, keys)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)
