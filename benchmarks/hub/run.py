@@ -25,7 +25,7 @@ over both workers and its memory is both workers' RSS; it is not in the slow-cli
 ``granian --interface asgi`` (one worker, its default loop).
 
     .venv/bin/python benchmarks/hub/run.py            # the full run (about 20 minutes)
-    .venv/bin/python benchmarks/hub/run.py --quick    # smoke run (about 3 minutes)
+    .venv/bin/python benchmarks/hub/run.py --quick    # smoke run (about 6 minutes)
     .venv/bin/python benchmarks/hub/run.py --replot   # table and plots again from results/hub.json
 
 Writes results/hub.json (every run, raw), results/hub.md (tables) and results/hub.png,
