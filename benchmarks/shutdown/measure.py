@@ -87,7 +87,10 @@ def sigint_and_time(server: AppServer, run: dict[str, Any], cap: float) -> None:
     """SIGINT to the server's process group, as Ctrl+C in its terminal sends it (one process for
     uvicorn; Granian's supervisor and its worker), then the exit time (or SIGKILL at ``cap``),
     exit code and CPU of the shutdown."""
-    cpu_before = process_cpu(server.pid)
+    # every process of the server (Granian: its worker too, which its supervisor reaps, so that
+    # the supervisor's rusage below holds it)
+    before = [process_cpu(pid) for pid in server.pids()]
+    cpu_before = None if None in before else sum(x or 0.0 for x in before)
     os.killpg(server.pid, signal.SIGINT)  # the server leads a session of its own
     exit_s, reaped = wait_exit(server.pid, cap)
     if exit_s is None:
