@@ -16,6 +16,7 @@ class Contender:
     label: str
     what: str
     marker: str = "o"  # in the line plots
+    server: str = "uvicorn"  # or another of harness.servers.SERVERS ("granian")
 
 
 C = TypeVar("C", bound=Contender)

@@ -85,22 +85,23 @@ S = TypeVar("S", bound=Stream)
 async def open_streams(
     n: int,
     inflight: int,
-    connect: Callable[[], Awaitable[tuple[Any, S]]],
+    connect: Callable[[int], Awaitable[tuple[Any, S]]],
     ready_timeout: float,
     backoff: Sequence[float],
 ) -> tuple[list[S], Counter[str]]:
     """Open ``n`` streams, at most ``inflight`` between connect and first bytes at once (so that
-    the server's listen backlog never overflows); a connect that fails is tried again after each
-    delay of ``backoff`` (0: give up without waiting). The streams made, and the connect errors."""
+    the server's listen backlog never overflows); ``connect(i)`` opens the ``i``-th. A connect
+    that fails is tried again after each delay of ``backoff`` (0: give up without waiting). The
+    streams made, and the connect errors."""
     conns: list[S] = []
     errors: Counter[str] = Counter()
     sem = asyncio.Semaphore(inflight)
 
-    async def open_one() -> None:
+    async def open_one(i: int) -> None:
         async with sem:
             for delay in backoff:
                 try:
-                    _, proto = await connect()
+                    _, proto = await connect(i)
                 except OSError as e:
                     errors[type(e).__name__] += 1
                     if delay:
@@ -111,7 +112,7 @@ async def open_streams(
                     await asyncio.wait_for(proto.ready, ready_timeout)
                 return
 
-    await asyncio.gather(*(open_one() for _ in range(n)))
+    await asyncio.gather(*(open_one(i) for i in range(n)))
     return conns, errors
 
 

@@ -52,3 +52,18 @@ def sizes_axis(ax: Any, sizes: Sequence[int]) -> None:
 def wrapped(label: str, width: int = 14) -> str:
     """A label on two or three lines, for a plot's axis."""
     return textwrap.fill(label, width, break_long_words=False)
+
+
+def granian_note(meta: dict[str, Any], key: str, options: Sequence[str]) -> str:
+    """For a legend: what the Granian row ``key`` ran on, as its /health reported ("" if it did
+    not run)."""
+    probe = meta["server"].get("per_app", {}).get(key)
+    if not probe:
+        return ""
+    return (
+        f"; the Granian row: `granian --interface asgi MODULE:app {' '.join(options)}` (granian "
+        f"{meta['versions'].get('granian')}), one worker under its supervisor, {probe.get('loop')} (its "
+        "default loop) and its own HTTP/1.1 (Rust); the backlog is uvicorn's, and the backpressure leaves "
+        "room for every stream (a Granian worker serves at most that many requests at once; by default "
+        "1,024, its backlog)"
+    )

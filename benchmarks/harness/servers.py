@@ -1,6 +1,6 @@
-"""App servers under test: ``uvicorn MODULE:app`` on a free port in a session of its own, a
-blocking HTTP client for its control routes (/health, and the hub's /publish and /rss), and a
-private ``redis-server``.
+"""App servers under test: ``uvicorn MODULE:app`` (or ``granian --interface asgi MODULE:app``) on
+a free port in a session of its own, a blocking HTTP client for its control routes (/health, and
+the hub's /publish and /rss), and a private ``redis-server``.
 """
 
 from __future__ import annotations
@@ -114,8 +114,28 @@ class Http:
         return out
 
 
+def uvicorn_command(target: str, port: int, options: Sequence[str]) -> list[str]:
+    return [str(BIN / "uvicorn"), target, "--port", str(port), *options]
+
+
+def granian_command(target: str, port: int, options: Sequence[str]) -> list[str]:
+    """Granian's ASGI interface (its default is RSGI), one worker (its default), its default loop."""
+    return [str(BIN / "granian"), "--interface", "asgi", "--port", str(port), *options, target]
+
+
+# The servers an app can be served by: the command line for ``MODULE:app`` on a port.
+SERVERS = {"uvicorn": uvicorn_command, "granian": granian_command}
+
+# Granian's options in both benchmarks: its default loop and HTTP; for thousands of streams, a
+# listen backlog as uvicorn's (2048; Granian's is 1024), and room for every stream (a Granian
+# worker serves at most --backpressure requests at once, by default its backlog: the streams past
+# it would wait).
+GRANIAN_OPTIONS = ["--log-level", "warning", "--backlog", "2048", "--backpressure", "65536"]
+
+
 class AppServer:
-    """``uvicorn MODULE:app --port P OPTIONS`` run from ``apps_dir``, its output in ``log_path``."""
+    """``uvicorn MODULE:app --port P OPTIONS`` (or the command of another of :data:`SERVERS`) run
+    from ``apps_dir``, its output in ``log_path``."""
 
     def __init__(
         self,
@@ -125,11 +145,12 @@ class AppServer:
         options: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         keep_alive: bool = True,
+        server: str = "uvicorn",
     ) -> None:
         self.port = free_port()
         self.log_path = log_path
         self.log = log_path.open("wb")
-        self.cmd = [str(BIN / "uvicorn"), f"{module}:app", "--port", str(self.port), *options]
+        self.cmd = SERVERS[server](f"{module}:app", self.port, options)
         self.proc = subprocess.Popen(
             self.cmd,
             cwd=apps_dir,
@@ -145,7 +166,7 @@ class AppServer:
         return self.proc.pid
 
     def wait_ready(self, timeout: float = 30.0) -> dict[str, Any]:
-        """The app's /health answer (which loop and HTTP implementation uvicorn picked), once it
+        """The app's /health answer (which loop and HTTP implementation the server picked), once it
         answers at all; raises if the server exits or stays silent for ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -157,7 +178,7 @@ class AppServer:
         raise RuntimeError("server did not answer in time")
 
     def pids(self) -> list[int]:
-        """The server's process and, with --workers, its worker processes."""
+        """The server's process and, with --workers (and under Granian), its worker processes."""
         import psutil
 
         with contextlib.suppress(psutil.Error):

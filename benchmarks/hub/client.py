@@ -18,6 +18,9 @@ It does not parse SSE: every benchmark event's data starts with ``~E<seq>:<stamp
 client finds that marker in the raw bytes (across read boundaries; ``--selftest`` checks it),
 which keeps the client's cost per event to one ``bytes.find`` per read, so that it is not the
 bottleneck. Events named ``missed`` (graceful_sse's notice of dropped events) are counted.
+
+With ``--topics``, stream ``j`` of the process asks for ``PATH?topic=u<OFFSET + j>``
+(``--topic-offset``): every stream on a topic of its own, for the 1,000-topic scenario.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import sys
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the harness, when run by hand
@@ -168,14 +171,25 @@ def report(conns: list[Conn], s: Stats, window: tuple[float, float] | None) -> d
     }
 
 
+def stream_request(args: argparse.Namespace) -> Callable[[int], bytes]:
+    """The request of stream ``j``: all alike, or with ``--topics`` each on a topic of its own."""
+    if not args.topics:
+        same = loadclient.stream_request(args.host, args.port, args.path)
+        return lambda j: same
+    return lambda j: loadclient.stream_request(
+        args.host, args.port, f"{args.path}?topic=u{args.topic_offset + j}"
+    )
+
+
 async def main(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
-    request = loadclient.stream_request(args.host, args.port, args.path)
     t0, cpu0 = time.monotonic(), loadclient.cpu_seconds()
     stats = Stats()
+    request_of = stream_request(args)
 
-    def connect() -> Awaitable[tuple[asyncio.BaseTransport, Conn]]:
+    def connect(i: int) -> Awaitable[tuple[asyncio.BaseTransport, Conn]]:
         ready = loop.create_future()
+        request = request_of(i)
         return loop.create_connection(lambda: Conn(request, ready, stats), args.host, args.port)
 
     conns, connect_errors = await loadclient.open_streams(
@@ -249,6 +263,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = loadclient.client_parser(
         __doc__, 128, "connections between connect and first bytes", ready_timeout=60.0
     )
+    p.add_argument("--topics", action="store_true", help="each stream on a topic of its own: u<OFFSET+j>")
+    p.add_argument("--topic-offset", type=int, default=0, help="the first stream's topic number")
     p.add_argument("--selftest", action="store_true", help="check the marker parser and exit")
     return loadclient.parse_client_args(p, argv)
 

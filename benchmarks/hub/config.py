@@ -23,8 +23,11 @@ class HubConfig:
     slow_rate: float  # publishes per second in the slow-client runs
     slow_size: int  # event data bytes in the slow-client runs
     slow_seconds: list[float]  # readers only, then with the slow client
+    topic_sizes: list[int]  # streams (each on a topic of its own) per 1,000-topic run; [] for none
+    topic_rounds: int  # rounds of one publish per topic, per run
     no_slow: bool = field(metadata=UNRECORDED)
     only_slow: bool = field(metadata=UNRECORDED)
+    only_topics: bool = field(metadata=UNRECORDED)
     client_procs: int  # load-client processes (streams split)
     inflight: int  # streams between connect and first bytes
     max_other: float  # measure again when other processes used more than this share of the CPU

@@ -11,6 +11,7 @@ from harness.contenders import Contender, by_key
 class App(Contender):
     workers: int = 1
     redis: bool = False  # the hub on Redis (SSE_BROKER_URL), with a key prefix of its own per run
+    topics: bool = True  # in the 1,000-topic scenario (the library has per-topic publish)
 
 
 APPS = by_key(
@@ -37,6 +38,15 @@ APPS = by_key(
             marker="v",
             workers=2,
             redis=True,
+            topics=False,
+        ),
+        App(
+            "graceful_granian",
+            "graceful_app",
+            "graceful_sse in FastHTML, Granian",
+            "the same FastHTML app served by granian --interface asgi (one worker, its default loop)",
+            marker="P",
+            server="granian",
         ),
         App(
             "graceful_starlette",
@@ -51,6 +61,7 @@ APPS = by_key(
             "FastHTML route over cjm_fasthtml_sse.SSEBroadcastManager (defaults), the design document's "
             "generator: wait_for(queue.get(), 30), yield sse_message(...)",
             marker="^",
+            topics=False,  # its broadcast reaches every connection: no topics
         ),
         App(
             "sse_starlette",
@@ -59,6 +70,14 @@ APPS = by_key(
             "Starlette app: sse_starlette.EventSourceResponse over broadcaster's Broadcast('memory://')",
             marker="D",
         ),
+        App(
+            "fastapi_sse",
+            "fastapi_sse_app",
+            "FastAPI EventSourceResponse + broadcaster",
+            "FastAPI path operation with response_class=fastapi.sse.EventSourceResponse over "
+            "broadcaster's Broadcast('memory://')",
+            marker="X",
+        ),
     ]
 )
 
@@ -66,11 +85,13 @@ APPS = by_key(
 DISTRIBUTIONS = [
     "graceful-sse",
     "uvicorn",
+    "granian",
     "uvloop",
     "httptools",
     "starlette",
     "python-fasthtml",
     "sse-starlette",
+    "fastapi",
     "broadcaster",
     "cjm-fasthtml-sse",
     "anyio",

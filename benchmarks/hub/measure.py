@@ -1,20 +1,23 @@
 """The hub benchmark's measurements: for each size, repeat and app, one server run (memory per
-connection, fan-out latency, throughput), then the slow-client scenario; each run on a quiet
-machine (:mod:`quiet`). The raw results, as ``hub.json`` keeps them."""
+connection, fan-out latency, throughput), then the 1,000-topic scenario (:mod:`topics`), then the
+slow-client scenario (:mod:`slow`); each run on a quiet machine (:mod:`quiet`). The raw results,
+as ``hub.json`` keeps them."""
 
 from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from typing import Any
 
 from config import HubConfig
 from contenders import APPS, DISTRIBUTIONS, App
 from quiet import CpuLedger, guarded
-from rig import CLIENT, Clients, HubServer, wait_delivered, warm_up
+from rig import CLIENT, Clients, HubServer, served_run, wait_delivered
 from slow import slow_run
+from topics import topic_line, topic_run
 
-from harness.clients import note_ready, selftest
+from harness.clients import selftest
 from harness.runinfo import RunRecord
 from harness.stats import ms, quantile
 
@@ -108,17 +111,11 @@ def throughput_phase(server: HubServer, clients: Clients, n: int, cfg: HubConfig
 def one_run(app: App, n: int, rep: int, cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
     """One server with ``n`` idle streams: RSS before and after they connect, then the latency
     phase and, at the throughput sizes, the throughput phase."""
-    tag = f"{app.key}_n{n}_r{rep}"
-    server = HubServer(app, tag, cfg)
-    run: dict[str, Any] = {"app": app.key, "n": n, "repeat": rep, "server_cmd": " ".join(server.cmd[1:])}
-    clients: Clients | None = None
-    try:
-        run["probe"] = server.wait_ready()
-        warm_up(server)
+
+    def measure(server: HubServer, run: dict[str, Any], connect: Callable[[bool], Clients]) -> None:
         rss0 = server.rss(gc=True)
-        t0 = time.monotonic()
-        clients = Clients(server.port, n, cfg, tag)
-        ok = note_ready(run, clients.wait_ready(180), t0, n)
+        clients = connect(False)
+        ok = run["ready_ok"]
         time.sleep(1.0)
         rss1 = server.rss(gc=True)
         run["memory"] = {
@@ -129,14 +126,8 @@ def one_run(app: App, n: int, rep: int, cfg: HubConfig, ledger: CpuLedger) -> di
         run["latency"] = latency_phase(server, clients, ok, cfg)
         if n in cfg.tput_sizes:
             run["throughput"] = throughput_phase(server, clients, ok, cfg)
-    except Exception as e:  # record it and go on with the next run
-        run["error"] = repr(e)
-        print(f"    error: {e!r}", flush=True)
-    finally:
-        if clients is not None:
-            clients.stop()
-        server.stop_charged(ledger)
-    return run
+
+    return served_run(app, n, rep, f"{app.key}_n{n}_r{rep}", cfg, ledger, measure)
 
 
 def run_line(r: dict[str, Any]) -> str:
@@ -171,46 +162,57 @@ def slow_lines(r: dict[str, Any]) -> list[str]:
     ]
 
 
-def server_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
+# One run of a scenario: the app, the size, the repeat; its raw record.
+RunOne = Callable[[App, int, int, HubConfig, CpuLedger], dict[str, Any]]
+
+
+def runs_of(
+    scenario: str,
+    sizes: list[int],
+    keys: list[str],
+    run_one: RunOne,
+    lines: Callable[[dict[str, Any]], list[str]],
+    cfg: HubConfig,
+    ledger: CpuLedger,
+    record: RunRecord,
+) -> list[dict[str, Any]]:
+    """For each size, then each repeat, then each app (so that the apps alternate under the same
+    conditions), one run on a quiet machine (:func:`quiet.guarded`), announced, then its figures."""
     runs: list[dict[str, Any]] = []
-    for n in [] if cfg.only_slow else cfg.sizes:
+    for n in sizes:
         for rep in range(cfg.repeats):
-            for key in cfg.apps:
-                print(f"{record.stamp()} {key:18s} N={n:<6} repeat {rep + 1}/{cfg.repeats}", flush=True)
+            for key in keys:
+                what = f"{scenario} N={n:<6}".strip()
+                print(f"{record.stamp()} {key:18s} {what} repeat {rep + 1}/{cfg.repeats}", flush=True)
                 r = guarded(
-                    lambda key=key, n=n, rep=rep: one_run(APPS[key], n, rep, cfg, ledger),
+                    lambda key=key, n=n, rep=rep: run_one(APPS[key], n, rep, cfg, ledger),
                     ledger,
                     cfg.max_other,
                     cfg.retries,
                     cfg.quiet_wait,
                 )
+                for line in lines(r):
+                    print(line, flush=True)
                 runs.append(r)
-                print(run_line(r), flush=True)
     return runs
+
+
+def server_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
+    sizes = [] if cfg.only_slow or cfg.only_topics else cfg.sizes
+    return runs_of("", sizes, cfg.apps, one_run, lambda r: [run_line(r)], cfg, ledger, record)
+
+
+def topic_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
+    sizes = [] if cfg.only_slow else cfg.topic_sizes
+    keys = [a for a in cfg.apps if APPS[a].topics]
+    return runs_of("topics", sizes, keys, topic_run, lambda r: [topic_line(r)], cfg, ledger, record)
 
 
 def slow_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
-    runs: list[dict[str, Any]] = []
-    if cfg.no_slow:
-        return runs
-    for rep in range(cfg.repeats):
-        # one process only: its RSS is sampled on one connection, its publishes timed in-process
-        for key in [a for a in cfg.apps if APPS[a].workers == 1]:
-            print(
-                f"{record.stamp()} {key:18s} slow client, N={cfg.slow_n} repeat {rep + 1}/{cfg.repeats}",
-                flush=True,
-            )
-            r = guarded(
-                lambda key=key, rep=rep: slow_run(APPS[key], rep, cfg, ledger),
-                ledger,
-                cfg.max_other,
-                cfg.retries,
-                cfg.quiet_wait,
-            )
-            runs.append(r)
-            for line in slow_lines(r):
-                print(line, flush=True)
-    return runs
+    sizes = [] if cfg.no_slow or cfg.only_topics else [cfg.slow_n]
+    # one process only: its RSS is sampled on one connection, its publishes timed in-process
+    keys = [a for a in cfg.apps if APPS[a].workers == 1]
+    return runs_of("slow client", sizes, keys, slow_run, slow_lines, cfg, ledger, record)
 
 
 def run_all(cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
@@ -222,11 +224,12 @@ def run_all(cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
         print(f"warning: load average {load_before} before the run: something else is running", flush=True)
     cpu_before = ledger.accounting()
     runs = server_runs(cfg, ledger, record)
+    topics = topic_runs(cfg, ledger, record)
     slow = slow_runs(cfg, ledger, record)
     total_s = record.elapsed()
     other_cpu = ledger.other_between(cpu_before, ledger.accounting())
     settings = cfg.settings() | {
-        "remeasured_runs": sum(1 for r in runs + slow if r.get("discarded_attempts_other_cpu"))
+        "remeasured_runs": sum(1 for r in runs + topics + slow if r.get("discarded_attempts_other_cpu"))
     }
     # CPU the rest of the machine used meanwhile (other people's processes share these cores)
     other = {
@@ -235,6 +238,6 @@ def run_all(cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
         "loadavg_before": load_before,
         "loadavg_after": os.getloadavg(),
     }
-    probes = {r["app"]: r["probe"] for r in runs + slow if r.get("probe")}
+    probes = {r["app"]: r["probe"] for r in runs + topics + slow if r.get("probe")}
     meta = record.meta(settings, DISTRIBUTIONS, probes, after_machine={"other_cpu": other})
-    return {"meta": meta, "runs": runs, "slow_runs": slow}
+    return {"meta": meta, "runs": runs, "topic_runs": topics, "slow_runs": slow}

@@ -1,4 +1,4 @@
-"""The hub benchmark's report: hub.json (raw runs and their summary), hub.md (four tables and a
+"""The hub benchmark's report: hub.json (raw runs and their summary), hub.md (five tables and a
 legend) and the plots hub.png and hub_slow.png, all from the raw results alone (``--replot``
 redoes them from hub.json)."""
 
@@ -12,7 +12,8 @@ from typing import Any
 from contenders import APPS, label
 from summary import aggregate
 
-from harness.report import colors, fmt, pyplot, sizes_axis, table_head, wrapped, write_markdown
+from harness.report import colors, fmt, granian_note, pyplot, sizes_axis, table_head, wrapped, write_markdown
+from harness.servers import GRANIAN_OPTIONS
 
 COLORS = colors(APPS)
 PHASES_SHOWN = "readers only → with the slow one"
@@ -41,6 +42,15 @@ THROUGHPUT_COLUMNS = (
     "client CPU (per process)",
 )
 MEMORY_COLUMNS = ("App", "Streams", "RSS growth (MB)", "per connection (KB)", FLOOR)
+TOPIC_COLUMNS = (
+    "App",
+    "Streams (one topic each)",
+    "all have their event (ms, p50)",
+    FLOOR,
+    "publish loop in the app (ms)",
+    "server CPU (ms)",
+    FLOOR,
+)
 Row = dict[str, Any]
 
 
@@ -54,23 +64,29 @@ def report(out: Path, data: dict[str, Any]) -> str:
     return table
 
 
-def short_label(key: str) -> str:
-    return wrapped(label(key))
+def app_ticks(ax: Any, xs: list[int], keys: list[str]) -> None:
+    """One tick per app under its bars, slanted so that long labels fit."""
+    ax.set_xticks(xs)
+    ax.set_xticklabels([wrapped(label(k), 30) for k in keys], fontsize=7, rotation=30, ha="right")
 
 
 # -- hub.md -------------------------------------------------------------------------------------
 
 
 def tables(summary: dict[str, Any], m: dict[str, Any]) -> list[str]:
-    return [
-        *latency_table(summary["latency"], m),
-        "",
-        *throughput_table(summary["throughput"], m),
-        "",
-        *memory_table(summary["memory"]),
-        "",
-        *slow_table(summary["slow"], m),
+    """The tables of the scenarios that ran (``--only-slow``, ``--only-topics``: not the others)."""
+    sections = [
+        (summary["latency"], lambda rows: latency_table(rows, m)),
+        (summary["throughput"], lambda rows: throughput_table(rows, m)),
+        (summary["memory"], memory_table),
+        (summary.get("topics", []), lambda rows: topic_table(rows, m)),
+        (summary["slow"], lambda rows: slow_table(rows, m)),
     ]
+    out: list[str] = []
+    for rows, table in sections:
+        if rows:
+            out += [*table(rows), ""]
+    return out[:-1]
 
 
 def latency_table(rows: list[Row], m: dict[str, Any]) -> list[str]:
@@ -122,6 +138,23 @@ def memory_table(rows: list[Row]) -> list[str]:
     return out
 
 
+def topic_table(rows: list[Row], m: dict[str, Any]) -> list[str]:
+    out = table_head(
+        "### One event per topic (N streams, each on a topic of its own; one publish to each topic, in a "
+        f"loop inside the app; rounds per run: {m.get('topic_rounds')}; {m['size']}-byte events: first "
+        "publish call → every stream has its own event)",
+        TOPIC_COLUMNS,
+    )
+    for r in rows:
+        flag = "" if r["complete"] else " (incomplete)"
+        out.append(
+            f"| {label(r['app'])} | {r['n']:,} | {fmt(r['total_p50_ms'])}{flag} "
+            f"| {fmt(r['vs_floor'], '.2f', '×')} | {fmt(r['publish_loop_ms'])} | {fmt(r['server_cpu_ms'])} "
+            f"| {fmt(r['cpu_vs_floor'], '.2f', '×')} |"
+        )
+    return out
+
+
 def mb(x: float | None, spec: str = "+.1f") -> str:
     return fmt(None if x is None else x / 1e6, spec)
 
@@ -166,16 +199,24 @@ def legend(m: dict[str, Any]) -> str:
         f"({m['total_seconds'] / 60:.0f} min) on a {mach['cpu_count']}-core machine ({mach['cpu_model']}; "
         "the server and the load clients share these 2 cores), "
         f"Python {mach['python']}, uvicorn {v.get('uvicorn')} with {m['server']['loop']} and "
-        f"{m['server']['http']} (as reported by every app's /health), one process per app except "
+        f"{m['server']['http']} (as reported by every uvicorn app's /health), one process per app except "
         "the Redis row (uvicorn --workers 2 and a private redis-server on the same machine: its CPU is "
         "both workers' summed, its memory both workers' RSS after a gc in each; not in the slow-client "
-        "scenario, which samples one process), "
+        "scenario, which samples one process)"
+        f"{granian_note(m, 'graceful_granian', GRANIAN_OPTIONS)}, "
         f"{m['client_procs']} load-client processes (uvloop, raw sockets). "
         "*× floor* divides by the raw-ASGI floor's median in the same cell (for the slow-client table: by "
         "the floor's figure with readers only, since the floor itself blocks). "
         "*server busy* / *client busy*: CPU seconds used during the latency phase divided by the summed "
         "fan-out times (for the clients, per process): near 1.0 means that process was saturated while "
-        "events were in flight. Throughput: server CPU and client CPU are shares of one core over the window."
+        "events were in flight. Throughput: server CPU and client CPU are shares of one core over the "
+        "window. One event per topic: the last stream's arrival minus the first event's stamp (taken in "
+        "the app right before its first publish call), p50 over the rounds of a run, median over the "
+        "runs; *publish loop*: what the app's loop over the N publish calls took (a library whose "
+        "publish only queues returns before the deliveries); *server CPU*: per round, from the "
+        "/publish_each request until the runner saw every stream's event (it polls the clients every "
+        "0.25 s; the server is idle meanwhile). The seed's manager is not in it: its broadcast reaches "
+        "every connection (no topics); nor is the Redis row."
     )
     other = m.get("other_cpu")
     if other:
@@ -195,33 +236,46 @@ def write_plots(out: Path, summary: dict[str, Any], data: dict[str, Any]) -> Non
     plt = pyplot()
     meta = data["meta"]
     apps, sizes = meta["apps"], meta["sizes"]
-    fig, axes = plt.subplots(2, 2, figsize=(13, 9.5))
-    latency_plot(axes[0][0], summary["latency"], apps, sizes)
+    layout = [["latency", "throughput", "memory"], ["topics", "slow", "slow"]]
+    fig, axes = plt.subplot_mosaic(layout, figsize=(19, 9.5))
+    latency_plot(axes["latency"], summary["latency"], apps, sizes)
     big = max(sizes)
-    for ax, table, value, title, ylabel, scale in (
+    topic_n = max(meta.get("topic_sizes") or [0])
+    for panel, table, n, value, title, ylabel, scale in (
         (
-            axes[0][1],
             "throughput",
+            "throughput",
+            big,
             "deliveries_per_s",
-            "Sustained throughput",
+            f"Sustained throughput at {big:,} streams",
             "deliveries per second (median)",
             1.0,
         ),
         (
-            axes[1][0],
             "memory",
+            "memory",
+            big,
             "per_conn_bytes",
-            "Memory per idle connection",
+            f"Memory per idle connection at {big:,} streams",
             "RSS growth per connection (KB)",
             1 / 1024,
         ),
+        (
+            "topics",
+            "topics",
+            topic_n,
+            "total_p50_ms",
+            f"One event to each of {topic_n:,} topics: until every stream has its own",
+            "first publish call → every stream has its event (ms, p50)",
+            1.0,
+        ),
     ):
-        rows = [r for r in summary[table] if r["n"] == big]
-        bars(ax, rows, apps, value, f"{title} at {big:,} streams", ylabel, scale)
-    slow_memory_plot(axes[1][1], data.get("slow_runs", []), meta["slow_n"])
+        rows = [r for r in summary.get(table, []) if r["n"] == n]
+        bars(axes[panel], rows, apps, value, title, ylabel, scale)
+    slow_memory_plot(axes["slow"], data.get("slow_runs", []), meta["slow_n"])
     fig.suptitle(
-        f"Hub benchmark: uvicorn + uvloop + httptools, one process per app (Redis row: 2 workers), "
-        f"{os.cpu_count()} cores",
+        "Hub benchmark: uvicorn + uvloop + httptools, one process per app (Redis row: 2 workers; "
+        f"Granian row: one worker), {os.cpu_count()} cores",
         fontsize=11,
     )
     fig.tight_layout()
@@ -272,8 +326,7 @@ def bars(
             va="bottom",
             fontsize=8,
         )
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels([short_label(k) for k in keys], fontsize=7)
+    app_ticks(ax, list(xs), keys)
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.margins(y=0.2)
@@ -331,8 +384,7 @@ def phase_bars(ax: Any, rows: list[Row], metric: str, title: str) -> None:
     for x, r in zip(xs, rows, strict=True):
         if r["with_slow"]["blocked"]:
             ax.text(x + 0.2, low * 1.1, "blocked", rotation=90, ha="center", va="bottom", fontsize=9)
-    ax.set_xticks(xs)
-    ax.set_xticklabels([short_label(k) for k in keys], fontsize=7)
+    app_ticks(ax, xs, keys)
     ax.set_title(title)
     ax.grid(True, axis="y", alpha=0.3)
     ax.legend(fontsize=8)

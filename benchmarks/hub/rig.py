@@ -1,5 +1,5 @@
-"""The hub benchmark's rig: the app under test (uvicorn, its /publish and /rss) and the load
-clients (``client.py`` processes, each holding a share of the streams)."""
+"""The hub benchmark's rig: the app under test (uvicorn or Granian, its /publish, /publish_each and
+/rss) and the load clients (``client.py`` processes, each holding a share of the streams)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,21 +16,26 @@ from config import HubConfig
 from contenders import App
 from quiet import CpuLedger
 
-from harness.clients import ClientProcess, shares
-from harness.servers import AppServer, Http
+from harness.clients import ClientProcess, note_ready, shares
+from harness.servers import GRANIAN_OPTIONS, AppServer, Http
 
 HERE = Path(__file__).resolve().parent
 APPS_DIR = HERE / "apps"
 CLIENT = HERE / "client.py"
-UVICORN_OPTIONS = ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"]
+# Each server's options (Granian: its default loop, uvloop when installed, and its own HTTP).
+SERVER_OPTIONS = {
+    "uvicorn": ["--loop", "uvloop", "--http", "httptools", "--log-level", "warning"],
+    "granian": GRANIAN_OPTIONS,
+}
 
 
 class HubServer(AppServer):
     """One app under ``uvicorn --loop uvloop --http httptools`` (with ``--workers`` for the
-    Redis row, whose hub then goes through ``SSE_BROKER_URL`` with a key prefix of its own)."""
+    Redis row, whose hub then goes through ``SSE_BROKER_URL`` with a key prefix of its own), or
+    under ``granian --interface asgi`` (one worker)."""
 
     def __init__(self, app: App, tag: str, cfg: HubConfig) -> None:
-        options = list(UVICORN_OPTIONS)
+        options = list(SERVER_OPTIONS[app.server])
         if app.workers > 1:
             options += ["--workers", str(app.workers)]
         env = {}
@@ -37,11 +43,16 @@ class HubServer(AppServer):
             if cfg.redis_url is None:
                 raise RuntimeError("no Redis for this app (see --redis)")
             env["SSE_BROKER_URL"] = f"{cfg.redis_url}?prefix=bench{uuid.uuid4().hex[:8]}"
-        super().__init__(APPS_DIR, app.module, cfg.logs / f"{tag}.server.log", options, env)
+        log = cfg.logs / f"{tag}.server.log"
+        super().__init__(APPS_DIR, app.module, log, options, env, server=app.server)
         self.workers = app.workers
 
     def publish(self, seq: int, size: int, timeout: float) -> dict[str, Any]:
         return self.http.get(f"/publish?seq={seq}&size={size}", timeout=timeout)
+
+    def publish_each(self, base: int, count: int, size: int, timeout: float) -> dict[str, Any]:
+        """One event to each of the topics u0 … u<count-1> (events base … base+count-1)."""
+        return self.http.get(f"/publish_each?count={count}&base={base}&size={size}", timeout=timeout)
 
     def rss(self, gc: bool) -> int:
         if self.workers == 1:
@@ -70,27 +81,20 @@ class HubServer(AppServer):
 
 
 class Clients:
-    """N streams split over K ``client.py`` processes, driven by its stdin commands."""
+    """N streams split over K ``client.py`` processes, driven by its stdin commands; with
+    ``topics``, stream ``i`` of the N on topic ``u<i>``."""
 
-    def __init__(self, port: int, n: int, cfg: HubConfig, tag: str) -> None:
+    def __init__(self, port: int, n: int, cfg: HubConfig, tag: str, topics: bool = False) -> None:
         inflight = max(1, cfg.inflight // cfg.client_procs)
-        self.procs = [
-            ClientProcess(
-                [
-                    sys.executable,
-                    str(CLIENT),
-                    "--port",
-                    str(port),
-                    "-n",
-                    str(share),
-                    "--inflight",
-                    str(inflight),
-                ],
-                cfg.logs / f"{tag}.client{i}.log",
-                cwd=HERE,
-            )
-            for i, share in enumerate(shares(n, cfg.client_procs))
-        ]
+        self.procs = []
+        offset = 0
+        for i, share in enumerate(shares(n, cfg.client_procs)):
+            argv = [sys.executable, str(CLIENT), "--port", str(port), "-n", str(share)]
+            argv += ["--inflight", str(inflight)]
+            if topics:
+                argv += ["--topics", "--topic-offset", str(offset)]
+            self.procs.append(ClientProcess(argv, cfg.logs / f"{tag}.client{i}.log", cwd=HERE))
+            offset += share
 
     def wait_ready(self, timeout: float) -> list[dict[str, Any]]:
         return [c.expect("ready", timeout) or {} for c in self.procs]
@@ -120,12 +124,15 @@ class Clients:
 
 
 def merge_reports(reports: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per event: streams that got it, and the latency until the first, median and last one."""
+    """Per event: streams that got it, its publish stamp, and the latency until the first, median
+    and last one."""
     per_seq: dict[int, dict[str, Any]] = {}
     for rep in reports:
         for key, v in rep.get("per_seq", {}).items():
             seq = int(key)
-            m = per_seq.setdefault(seq, {"count": 0, "first": v["first"], "last": v["last"], "_p50": []})
+            m = per_seq.setdefault(
+                seq, {"count": 0, "stamp": v["stamp"], "first": v["first"], "last": v["last"], "_p50": []}
+            )
             m["count"] += v["count"]
             m["first"] = min(m["first"], v["first"])
             m["last"] = max(m["last"], v["last"])
@@ -180,3 +187,38 @@ def wait_delivered(clients: Clients, seqs: list[int], n: int, timeout: float) ->
         if all(got.get(s, {}).get("count", 0) >= n for s in seqs) or time.monotonic() > deadline:
             return merged
         time.sleep(0.25)
+
+
+# What a server run measures: given the server (started, warmed up), the run's record, and
+# ``connect(topics)``, which opens the run's N streams and returns them once ready.
+Measure = Callable[[HubServer, dict[str, Any], Callable[[bool], Clients]], None]
+
+
+def served_run(
+    app: App, n: int, rep: int, tag: str, cfg: HubConfig, ledger: CpuLedger, measure: Measure
+) -> dict[str, Any]:
+    """One server for ``measure``: started and warmed up; its clients and itself stopped after,
+    whatever happens; an error is recorded in the run's record, not raised. The record."""
+    server = HubServer(app, tag, cfg)
+    run: dict[str, Any] = {"app": app.key, "n": n, "repeat": rep, "server_cmd": " ".join(server.cmd[1:])}
+    started: list[Clients] = []
+
+    def connect(topics: bool) -> Clients:
+        t0 = time.monotonic()
+        clients = Clients(server.port, n, cfg, tag, topics)
+        started.append(clients)
+        note_ready(run, clients.wait_ready(180), t0, n)
+        return clients
+
+    try:
+        run["probe"] = server.wait_ready()
+        warm_up(server)
+        measure(server, run, connect)
+    except Exception as e:  # record it and go on with the next run
+        run["error"] = repr(e)
+        print(f"    error: {e!r}", flush=True)
+    finally:
+        for clients in started:
+            clients.stop()
+        server.stop_charged(ledger)
+    return run

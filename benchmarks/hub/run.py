@@ -7,21 +7,25 @@ its RSS (after a gc), connect N idle streams from ``client.py`` processes, measu
 (memory per connection), publish ``--publishes`` events, each ``--spacing`` s after every
 stream had the previous one, and time each until the last stream has it (fan-out latency),
 then, at the throughput sizes, publish back to back for ``--tput-seconds`` and count the
-deliveries that arrive in that window. Separately, for each repeat and app, the slow-client
-scenario: ``--slow-n`` - 1 reading streams, events of ``--slow-size`` bytes at ``--slow-rate``
-per second, first with only those, then with one more connection that sends its request and
-never reads; publisher latency, the readers' fan-out latency and the server's RSS over time, in
-both phases.
+deliveries that arrive in that window. Then, for each ``--topic-sizes`` N, repeat and app with
+topics, the one-event-per-topic scenario: N streams, stream i on topic ``u<i>``, and
+``--topic-rounds`` rounds of one publish to each topic (``/publish_each``, a loop inside the app),
+each timed from the first publish call until every stream has its own event. Separately, for
+each repeat and app, the slow-client scenario: ``--slow-n`` - 1 reading streams, events of
+``--slow-size`` bytes at ``--slow-rate`` per second, first with only those, then with one more
+connection that sends its request and never reads; publisher latency, the readers' fan-out
+latency and the server's RSS over time, in both phases.
 
 The row "graceful_sse in FastHTML, Redis, 2 workers" runs the same app as graceful_sse with
 ``SSE_BROKER_URL`` pointing at a private ``redis-server`` (started on a free port for the run, or
 ``--redis URL``) under ``uvicorn --workers 2``: the kernel spreads the streams over both workers,
 a publish goes to one of them and reaches the other's streams through Redis. Its CPU is summed
 over both workers and its memory is both workers' RSS; it is not in the slow-client scenario
-(which samples one process).
+(which samples one process). The row "graceful_sse in FastHTML, Granian" serves the same app with
+``granian --interface asgi`` (one worker, its default loop).
 
     .venv/bin/python benchmarks/hub/run.py            # the full run (about 20 minutes)
-    .venv/bin/python benchmarks/hub/run.py --quick    # smoke run (about 2 minutes)
+    .venv/bin/python benchmarks/hub/run.py --quick    # smoke run (about 6 minutes)
     .venv/bin/python benchmarks/hub/run.py --replot   # table and plots again from results/hub.json
 
 Writes results/hub.json (every run, raw), results/hub.md (tables) and results/hub.png,
@@ -69,8 +73,15 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--slow-size", type=int, default=16384, help="event data bytes in the slow-client runs")
     p.add_argument("--slow-seconds", default="3,22", help="readers only, then with the slow client (s)")
+    p.add_argument(
+        "--topic-sizes",
+        default="1000",
+        help="streams in the topic scenario, each on a topic of its own ('none': skip it)",
+    )
+    p.add_argument("--topic-rounds", type=int, default=5, help="rounds of one publish per topic, per run")
     p.add_argument("--no-slow", action="store_true", help="skip the slow-client scenario")
     p.add_argument("--only-slow", action="store_true", help="only the slow-client scenario")
+    p.add_argument("--only-topics", action="store_true", help="only the topic scenario")
     p.add_argument("--client-procs", type=int, default=2, help="load-client processes (streams split)")
     p.add_argument("--inflight", type=int, default=256, help="streams between connect and first bytes")
     p.add_argument(
@@ -98,7 +109,7 @@ def config(p: argparse.ArgumentParser, args: argparse.Namespace) -> HubConfig:
     """The run's settings from the command line (``--quick`` first sets its small sizes)."""
     if args.quick:
         args.sizes, args.repeats, args.publishes, args.tput_seconds = "200,1000", 1, 10, 2.0
-        args.slow_n, args.slow_seconds = 200, "2,6"
+        args.slow_n, args.slow_seconds, args.topic_rounds = 200, "2,6", 3
     sizes = [int(s) for s in args.sizes.split(",")]
     apps = list(APPS) if args.apps == "all" else args.apps.split(",")
     for a in apps:
@@ -111,6 +122,7 @@ def config(p: argparse.ArgumentParser, args: argparse.Namespace) -> HubConfig:
         apps=apps,
         tput_sizes=[max(sizes)] if args.tput_sizes == "max" else [int(s) for s in args.tput_sizes.split(",")],
         slow_seconds=[float(s) for s in args.slow_seconds.split(",")],
+        topic_sizes=[] if args.topic_sizes == "none" else [int(s) for s in args.topic_sizes.split(",")],
         out=Path(args.out).resolve(),
     )
 
@@ -118,7 +130,7 @@ def config(p: argparse.ArgumentParser, args: argparse.Namespace) -> HubConfig:
 def measure(cfg: HubConfig, redis: str) -> None:
     """Every run, with a private redis-server for the Redis row if it is in; then the report."""
     cfg.logs.mkdir(parents=True, exist_ok=True)
-    raise_nofile(max(cfg.sizes) + 1000)
+    raise_nofile(max(cfg.sizes + cfg.topic_sizes) + 1000)
     ledger = CpuLedger()
     redis_server = None
     if any(APPS[a].redis for a in cfg.apps):

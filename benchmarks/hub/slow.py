@@ -176,7 +176,8 @@ class SlowRun:
         self.server.stop_charged(ledger)
 
 
-def slow_run(app: App, rep: int, cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
+def slow_run(app: App, n: int, rep: int, cfg: HubConfig, ledger: CpuLedger) -> dict[str, Any]:
+    """One slow-client run (``n`` is ``--slow-n``, the slow connection included)."""
     slow = SlowRun(app, rep, cfg)
     try:
         slow.measure()

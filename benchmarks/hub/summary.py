@@ -37,7 +37,8 @@ Run = dict[str, Any]
 
 
 def aggregate(data: dict[str, Any]) -> dict[str, Any]:
-    """The four tables' rows: latency, memory and throughput per app and size, and the slow client."""
+    """The five tables' rows: latency, memory and throughput per app and size, the topic scenario
+    per app and size, and the slow client."""
     meta, runs = data["meta"], data["runs"]
     ok = [r for r in runs if not r.get("error")]
     latency, memory, tput = [], [], []
@@ -53,7 +54,8 @@ def aggregate(data: dict[str, Any]) -> dict[str, Any]:
             if any("throughput" in r for r in rs):
                 tput.append(throughput_row(key, n, rs, floor))
     slow = slow_rows(data.get("slow_runs", []), meta["apps"])
-    return {"latency": latency, "memory": memory, "throughput": tput, "slow": slow}
+    topics = topic_rows(data.get("topic_runs", []), meta["apps"], meta.get("topic_sizes", []))
+    return {"latency": latency, "memory": memory, "throughput": tput, "topics": topics, "slow": slow}
 
 
 def latency_row(key: str, n: int, rs: list[Run], floor: list[Run]) -> dict[str, Any]:
@@ -147,3 +149,35 @@ def slow_phase_row(rs: list[Run], phase: str) -> dict[str, Any]:
     row: dict[str, Any] = {k: median([p.get(k) for p in ph]) for k in SLOW_FIGURES}
     row["blocked"] = sum(1 for p in ph if p["blocked"]) + sum(1 for r in rs if phase not in r["phases"])
     return row
+
+
+def topic_rows(topic_runs: list[Run], apps: list[str], sizes: list[int]) -> list[dict[str, Any]]:
+    """Per size and app: the median over the repeats of each run's p50 total time (first publish
+    call until every stream has its event) and of its server CPU per round, next to the floor's."""
+    ok = [r for r in topic_runs if not r.get("error") and r.get("rounds")]
+    rows = []
+    for n in sizes:
+        at_n = [r for r in ok if r["n"] == n]
+        floor = [r for r in at_n if r["app"] == "floor"]
+        f_total = median([r["total_p50_ms"] for r in floor])
+        f_cpu = median([r["server_cpu_p50_ms"] for r in floor])
+        for key in apps:
+            rs = [r for r in at_n if r["app"] == key]
+            if not rs:
+                continue
+            total, cpu = median([r["total_p50_ms"] for r in rs]), median([r["server_cpu_p50_ms"] for r in rs])
+            rows.append(
+                {
+                    "app": key,
+                    "n": n,
+                    "repeats": len(rs),
+                    "total_p50_ms": total,
+                    "vs_floor": ratio(total, f_total),
+                    "publish_loop_ms": median([r["publish_loop_p50_ms"] for r in rs]),
+                    "server_cpu_ms": cpu,
+                    "cpu_vs_floor": ratio(cpu, f_cpu),
+                    "complete": all(r["complete_rounds"] == len(r["rounds"]) for r in rs),
+                    "total_p50_ms_all": [r["total_p50_ms"] for r in rs],
+                }
+            )
+    return rows

@@ -248,7 +248,7 @@ async def main(args: argparse.Namespace) -> None:
     t0, cpu0 = time.monotonic(), loadclient.cpu_seconds()
     tracker = Tracker()
 
-    def connect() -> Awaitable[tuple[asyncio.BaseTransport, Conn]]:
+    def connect(i: int) -> Awaitable[tuple[asyncio.BaseTransport, Conn]]:
         ready = loop.create_future()
         return loop.create_connection(
             lambda: Conn(request, notice_names, ready, tracker), args.host, args.port

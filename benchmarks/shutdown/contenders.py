@@ -47,6 +47,15 @@ APPS = by_key(
             framework_floor="floor_fasthtml",
         ),
         App(
+            "graceful_granian",
+            "graceful_app",
+            "graceful_sse in FastHTML, Granian",
+            "the same FastHTML app served by granian --interface asgi (one worker, its default loop)",
+            marker="P",
+            framework_floor="floor_fasthtml",
+            server="granian",
+        ),
+        App(
             "seed",
             "seed_app",
             "seed recipe",
@@ -60,9 +69,26 @@ APPS = by_key(
         App(
             "sse_starlette",
             "sse_starlette_app",
-            "sse-starlette",
-            "Starlette app, sse_starlette.EventSourceResponse over an asyncio.Queue generator",
+            "sse-starlette (defaults)",
+            "Starlette app, sse_starlette.EventSourceResponse over an asyncio.Queue generator, defaults",
             marker="D",
+            notice=FAREWELLS,
+        ),
+        App(
+            "sse_starlette_farewell",
+            "sse_starlette_farewell_app",
+            "sse-starlette, shutdown_event",
+            "the same, with its README's cooperative shutdown: shutdown_event=, shutdown_grace_period=5.0, "
+            "the generator yields event: shutdown once the event is set",
+            marker="d",
+        ),
+        App(
+            "fastapi_sse",
+            "fastapi_sse_app",
+            "FastAPI EventSourceResponse",
+            "FastAPI path operation, response_class=fastapi.sse.EventSourceResponse, over an asyncio.Queue "
+            "generator",
+            marker="X",
             notice=FAREWELLS,
         ),
         App(
@@ -81,12 +107,14 @@ APPS = by_key(
 DISTRIBUTIONS = [
     "graceful-sse",
     "uvicorn",
+    "granian",
     "uvloop",
     "httptools",
     "h11",
     "starlette",
     "python-fasthtml",
     "sse-starlette",
+    "fastapi",
     "cjm-fasthtml-sse",
     "anyio",
 ]

@@ -19,12 +19,15 @@ from contenders import APPS, DISTRIBUTIONS, App
 from harness.clients import ClientProcess, note_ready, selftest, shares
 from harness.procs import kill_group, process_cpu
 from harness.runinfo import RunRecord
-from harness.servers import AppServer
+from harness.servers import GRANIAN_OPTIONS, AppServer
 from harness.settings import UNRECORDED, recorded
 
 HERE = Path(__file__).resolve().parent
 APPS_DIR = HERE / "apps"
 CLIENT = HERE / "client.py"
+# Each server's options: its own defaults otherwise (uvicorn picks uvloop and httptools when they
+# are installed; Granian its default loop and its own HTTP).
+SERVER_OPTIONS = {"uvicorn": ["--log-level", "warning"], "granian": GRANIAN_OPTIONS}
 LOG_KEEP = re.compile(
     r"graceful-sse:|Broadcasting|Sent shutdown|Closing \d+|ERROR|Cancel|Waiting|Traceback|exiting"
 )
@@ -81,9 +84,14 @@ def start_clients(
 
 
 def sigint_and_time(server: AppServer, run: dict[str, Any], cap: float) -> None:
-    """SIGINT, then the exit time (or SIGKILL at ``cap``), exit code and CPU of the shutdown."""
-    cpu_before = process_cpu(server.pid)
-    os.kill(server.pid, signal.SIGINT)
+    """SIGINT to the server's process group, as Ctrl+C in its terminal sends it (one process for
+    uvicorn; Granian's supervisor and its worker), then the exit time (or SIGKILL at ``cap``),
+    exit code and CPU of the shutdown."""
+    # every process of the server (Granian: its worker too, which its supervisor reaps, so that
+    # the supervisor's rusage below holds it)
+    before = [process_cpu(pid) for pid in server.pids()]
+    cpu_before = None if None in before else sum(x or 0.0 for x in before)
+    os.killpg(server.pid, signal.SIGINT)  # the server leads a session of its own
     exit_s, reaped = wait_exit(server.pid, cap)
     if exit_s is None:
         kill_group(server.pid)
@@ -129,8 +137,9 @@ def measure(
 def one_run(app: App, n: int, rep: int, cfg: ShutdownConfig) -> dict[str, Any]:
     """One server, ``n`` streams, one SIGINT: the run's raw record (an error is recorded, not raised)."""
     tag = f"{app.key}_n{n}_r{rep}"
-    options = ["--log-level", "warning"]
-    server = AppServer(APPS_DIR, app.module, cfg.logs / f"{tag}.server.log", options, keep_alive=False)
+    log = cfg.logs / f"{tag}.server.log"
+    options = SERVER_OPTIONS[app.server]
+    server = AppServer(APPS_DIR, app.module, log, options, keep_alive=False, server=app.server)
     run: dict[str, Any] = {
         "app": app.key,
         "n": n,

@@ -11,7 +11,8 @@ from contenders import APPS
 from summary import aggregate
 
 from harness.report import colors as app_colors
-from harness.report import pyplot, sizes_axis, write_markdown
+from harness.report import granian_note, pyplot, sizes_axis, write_markdown
+from harness.servers import GRANIAN_OPTIONS
 
 
 def report(out: Path, data: dict[str, Any]) -> str:
@@ -58,15 +59,18 @@ def write_table(path: Path, rows: list[dict[str, Any]], meta: dict[str, Any], ca
         f"{m['machine']['cpu_count']}-core machine ({m['machine']['cpu_model']}), "
         f"Python {m['machine']['python']}, "
         f"uvicorn {m['versions'].get('uvicorn')} with {m['server']['loop']} and {m['server']['http']}; "
-        "each app is served by `uvicorn MODULE:app --log-level warning` as one process. "
-        "*Exit time* is from sending SIGINT to the server process being gone; an app still running "
+        "each app is served by `uvicorn MODULE:app --log-level warning` as one process"
+        f"{granian_note(m, 'graceful_granian', GRANIAN_OPTIONS)}. "
+        "*Exit time* is from sending SIGINT to the server's process group (what Ctrl+C in its terminal "
+        "does) to the server process being gone; an app still running "
         f'{cap:g} s after SIGINT is SIGKILLed ("did not exit"). *× raw floor* divides by the exit time of a '
         "minimal raw-ASGI app that only chains a signal handler and writes one farewell per stream; "
         "*× floor in its framework* divides by the same logic written as a route of the app's framework "
         "(for the FastHTML apps, a FastHTML route with FastHTML's default middleware), which separates "
         "what a library costs from what its framework's request stack costs. "
         "*Clients notified* is the share of streams that received the app's farewell event "
-        "(graceful_sse and the floor: `event: shutdown`; the seed recipe: `event: close`; sse-starlette and "
+        "(graceful_sse, the floor and sse-starlette with its `shutdown_event`: `event: shutdown`; the seed "
+        "recipe: `event: close`; sse-starlette with its defaults, FastAPI's EventSourceResponse and "
         "FastHTML's EventStream send none); *clean end* is the share whose chunked body ended with its "
         "`0\\r\\n\\r\\n` terminator before the connection closed, rather than being cut off. "
         "All streams are idle; the load client is a separate uvloop process reading raw sockets."
@@ -80,10 +84,12 @@ Row = dict[str, Any]
 
 def write_plot(path: Path, rows: list[Row], apps: list[str], sizes: list[int], cap: float) -> None:
     plt = pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.15, 1]})
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(13, 6.2), gridspec_kw={"width_ratios": [1.15, 1]})
     exit_plot(ax1, rows, apps, sizes, cap)
     notified_plot(ax2, rows, apps, sizes)
-    fig.suptitle("uvicorn, one process, N idle SSE streams, one SIGINT", fontsize=11)
+    fig.suptitle(
+        "uvicorn, one process (one row: Granian, one worker), N idle SSE streams, one SIGINT", fontsize=11
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
@@ -138,8 +144,8 @@ def notified_plot(ax: Any, rows: list[Row], apps: list[str], sizes: list[int]) -
     ax.set_xticklabels([f"{s:,}" for s in sizes])
     ax.set_xlabel("open SSE streams at SIGINT")
     ax.set_ylabel("clients that got a farewell event (%, median)")
-    ax.set_ylim(0, 135)
+    ax.set_ylim(0, 112)
     ax.set_yticks(range(0, 101, 20))
-    ax.legend(fontsize=7, loc="upper center", ncol=3)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3)
     ax.set_title("Clients notified")
     ax.grid(True, axis="y", alpha=0.3)

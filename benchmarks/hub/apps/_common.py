@@ -1,10 +1,15 @@
-"""What every app of the hub benchmark shares: /rss, the event payload and the /publish answer
-(the /health probe is the harness's, shared with the shutdown benchmark).
+"""What every app of the hub benchmark shares: /rss, the event payload and the /publish and
+/publish_each answers (the /health probe is the harness's, shared with the shutdown benchmark).
 
 The payload of event ``seq`` is ``~E<seq>:<time.time()>|`` padded with ``x`` to ``size`` bytes:
 the client finds the marker in the raw bytes, so it needs no SSE parsing per event, and the
 stamp is taken just before the app's publish call, so the latency it gives is the app's fan-out
 (publish call to the last client) and not the publisher's HTTP round trip.
+
+Every stream is on one topic: ``bench`` unless its request says ``/stream?topic=NAME``.
+``/publish`` publishes one event to ``bench``; ``/publish_each?count=N&base=B`` publishes one event
+to each of the topics ``u0`` … ``u<N-1>`` in a loop inside the app (event ``B + i`` to ``u<i>``, each
+stamped right before its own publish call): the per-user notification case.
 """
 
 from __future__ import annotations
@@ -16,13 +21,27 @@ from collections.abc import Awaitable, Callable
 
 from harness.probe import probe
 
-__all__ = ["Publish", "payload", "probe", "query_int", "result", "rss", "timed_publish"]
+__all__ = [
+    "TOPIC",
+    "Publish",
+    "payload",
+    "probe",
+    "query_int",
+    "result",
+    "rss",
+    "timed_publish",
+    "timed_publish_each",
+    "user_topic",
+]
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 _pads: dict[int, str] = {}
 
-# An app's publish call: the event's data in; the subscribers reached out, if the library says.
-Publish = Callable[[str], Awaitable[int | None]]
+TOPIC = "bench"  # the topic of /stream and /publish when the request names none
+
+# An app's publish call: the topic and the event's data in; what the library answers out (the
+# subscribers reached, an event id, or nothing).
+Publish = Callable[[str, str], Awaitable[object]]
 
 
 def rss_bytes() -> int:
@@ -49,7 +68,12 @@ def payload(seq: int, size: int) -> tuple[str, float]:
     return head + fill, stamp
 
 
-def result(n: int | None, stamp: float, started: float) -> dict[str, object]:
+def user_topic(i: int) -> str:
+    """The topic of the ``i``-th user's stream in the 1,000-topic scenario."""
+    return f"u{i}"
+
+
+def result(n: object, stamp: float, started: float) -> dict[str, object]:
     """The /publish answer: subscribers reached (if the library says), the stamp, the call's time."""
     return {"n": n, "stamp": stamp, "call_s": time.perf_counter() - started}
 
@@ -58,8 +82,21 @@ async def timed_publish(publish: Publish, seq: int, size: int) -> dict[str, obje
     """Event ``seq`` through the app's ``publish``, timed: the /publish answer."""
     data, stamp = payload(seq, size)
     started = time.perf_counter()
-    n = await publish(data)
+    n = await publish(TOPIC, data)
     return result(n, stamp, started)
+
+
+async def timed_publish_each(publish: Publish, base: int, count: int, size: int) -> dict[str, object]:
+    """Event ``base + i`` to topic ``u<i>`` for each ``i`` below ``count``, in a loop, each stamped
+    just before its publish call: the /publish_each answer (``stamp`` is the first event's)."""
+    first: float | None = None
+    started = time.perf_counter()
+    for i in range(count):
+        data, stamp = payload(base + i, size)
+        if first is None:
+            first = stamp
+        await publish(user_topic(i), data)
+    return result(count, first or time.time(), started)
 
 
 def query_int(query: bytes, name: str, default: int) -> int:

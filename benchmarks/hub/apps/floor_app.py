@@ -1,21 +1,30 @@
-"""The floor: a raw ASGI app that keeps the open streams' ``send`` callables in a set and, on
-publish, writes one pre-encoded chunk to each, in a loop, and nothing else.
+"""The floor: a raw ASGI app that keeps the open streams' ``send`` callables in a dict, topic ->
+set, and, on publish, writes one pre-encoded chunk to each stream of the topic, in a loop, and
+nothing else.
 
 No queue, no task per event, no heartbeat, no protection against a client that does not read
 (its ``send`` blocks once uvicorn pauses writing, and with it the loop): the least a fan-out
 through uvicorn can cost.
 """
 
-import time
+from urllib.parse import parse_qs
 
-from _common import payload, probe, query_int, result, rss
+from _common import TOPIC, probe, query_int, rss, timed_publish, timed_publish_each
 
 from harness.asgi import lifespan, send_json
 
 HEADERS = [(b"content-type", b"text/event-stream"), (b"cache-control", b"no-cache")]
 FIRST = {"type": "http.response.body", "body": b": connected\n\n", "more_body": True}
 
-clients: set = set()
+topics: dict[str, set] = {}
+
+
+async def publish(topic, data):
+    clients = topics.get(topic, ())
+    message = {"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True}
+    for client in list(clients):
+        await client(message)
+    return len(clients)
 
 
 async def app(scope, receive, send):
@@ -24,26 +33,28 @@ async def app(scope, receive, send):
         return
     if scope["type"] != "http":
         return
-    path = scope["path"]
+    path, query = scope["path"], scope["query_string"]
     if path == "/stream":
+        topic = parse_qs(query.decode()).get("topic", [TOPIC])[0]
         await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
         await send(FIRST)
+        clients = topics.setdefault(topic, set())
         clients.add(send)
         try:
             while (await receive())["type"] != "http.disconnect":
                 pass
         finally:
             clients.discard(send)
+            if not clients:
+                del topics[topic]
     elif path == "/publish":
-        query = scope["query_string"]
-        data, stamp = payload(query_int(query, "seq", 0), query_int(query, "size", 64))
-        started = time.perf_counter()
-        message = {"type": "http.response.body", "body": f"data: {data}\n\n".encode(), "more_body": True}
-        for client in list(clients):
-            await client(message)
-        await send_json(send, result(len(clients), stamp, started))
+        answer = await timed_publish(publish, query_int(query, "seq", 0), query_int(query, "size", 64))
+        await send_json(send, answer)
+    elif path == "/publish_each":
+        count, base = query_int(query, "count", 1000), query_int(query, "base", 0)
+        await send_json(send, await timed_publish_each(publish, base, count, query_int(query, "size", 64)))
     elif path == "/rss":
-        await send_json(send, rss(b"gc=1" in scope["query_string"]))
+        await send_json(send, rss(b"gc=1" in query))
     elif path == "/health":
         await send_json(send, probe())
     else:

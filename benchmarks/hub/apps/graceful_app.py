@@ -1,6 +1,7 @@
 """graceful_sse in FastHTML, as its README shows: ``fast_app(lifespan=hub.lifespan)``,
 ``EventStream(hub.subscribe(...))`` and ``await hub.publish(...)``, all defaults."""
 
+from _common import TOPIC
 from _fasthtml_routes import add_bench_routes
 from fasthtml.common import fast_app
 
@@ -11,12 +12,12 @@ app, rt = fast_app(lifespan=hub.lifespan)
 
 
 @rt("/stream")
-def stream():
-    return EventStream(hub.subscribe("bench"))
+def stream(topic: str = TOPIC):
+    return EventStream(hub.subscribe(topic))
 
 
-async def publish(data):
-    return await hub.publish("bench", data)
+async def publish(topic, data):
+    return await hub.publish(topic, data)
 
 
 add_bench_routes(rt, publish)

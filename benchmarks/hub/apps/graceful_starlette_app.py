@@ -1,6 +1,6 @@
 """graceful_sse with no FastHTML: the same hub and ``EventStream`` in a plain Starlette app."""
 
-from _starlette_routes import bench_routes
+from _starlette_routes import bench_routes, topic_of
 from starlette.applications import Starlette
 
 from graceful_sse import EventStream, Hub
@@ -9,11 +9,11 @@ hub = Hub()
 
 
 async def stream(request):
-    return EventStream(hub.subscribe("bench"))
+    return EventStream(hub.subscribe(topic_of(request)))
 
 
-async def publish(data):
-    return await hub.publish("bench", data)
+async def publish(topic, data):
+    return await hub.publish(topic, data)
 
 
 app = Starlette(routes=bench_routes(stream, publish), lifespan=hub.lifespan)

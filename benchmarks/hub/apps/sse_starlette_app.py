@@ -3,12 +3,13 @@
 What a user of those two libraries writes, with their defaults: ``Broadcast("memory://")``
 connected in the lifespan, one ``broadcast.subscribe(channel)`` per stream (an unbounded
 ``asyncio.Queue`` per subscriber, filled by broadcaster's listener task), and
-``await broadcast.publish(channel, message)``, which only hands the message to that task.
+``await broadcast.publish(channel, message)``, which only hands the message to that task. A
+stream's channel is its topic (``/stream?topic=NAME``, else ``bench``).
 """
 
 from contextlib import asynccontextmanager
 
-from _starlette_routes import bench_routes
+from _starlette_routes import bench_routes, topic_of
 from broadcaster import Broadcast
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from starlette.applications import Starlette
@@ -24,7 +25,7 @@ async def lifespan(app):
 
 async def stream(request):
     async def events():
-        async with broadcast.subscribe(channel="bench") as subscriber:
+        async with broadcast.subscribe(channel=topic_of(request)) as subscriber:
             yield ServerSentEvent(comment="connected")
             async for event in subscriber:
                 yield ServerSentEvent(data=event.message)
@@ -32,8 +33,8 @@ async def stream(request):
     return EventSourceResponse(events())
 
 
-async def publish(data):
-    await broadcast.publish(channel="bench", message=data)  # says nothing of who it reached
+async def publish(topic, data):
+    await broadcast.publish(channel=topic, message=data)  # says nothing of who it reached
 
 
 app = Starlette(routes=bench_routes(stream, publish), lifespan=lifespan)

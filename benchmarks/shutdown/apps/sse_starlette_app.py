@@ -1,7 +1,10 @@
-"""App 3: sse-starlette's EventSourceResponse over a generator waiting on an asyncio.Queue.
+"""sse-starlette's EventSourceResponse over a generator waiting on an asyncio.Queue, its defaults.
 
 What a user of that library writes: one queue per client, a broadcast set, the library's
-defaults (ping every 15 s, no shutdown_event / shutdown_grace_period).
+defaults (ping every 15 s, no shutdown_event / shutdown_grace_period). At shutdown sse-starlette
+(3.7) notices uvicorn's ``should_exit`` (its watcher polls every 0.5 s), cancels the generator
+and ends the response with its closing empty body: a clean end of the chunked response, no
+farewell event.
 """
 
 import asyncio
