@@ -324,3 +324,25 @@ async def test_a_write_the_server_fails_ends_that_stream_and_the_publish_goes_on
         assert hub.connections() == 1 and "the server failed a write" in caplog.text
         fine.left.set()
         await tasks[1]
+
+
+@pytest.mark.anyio
+async def test_a_stream_served_by_fast_app_as_a_starlette_route_streams_and_says_goodbye() -> None:
+    """The README's way to spare each stream FastHTML's per-request copies (``routes=[...]``)."""
+    from fasthtml.common import fast_app
+    from starlette.routing import Route
+
+    hub = Hub(lifecycle=lifecycle())
+
+    async def updates(request: object) -> EventStream:
+        return EventStream(hub.subscribe("updates"), heartbeat=None)
+
+    app, _ = fast_app(lifespan=hub.lifespan, routes=[Route("/stream", updates)])
+    async with hub.lifespan(app):
+        client = Client()
+        task = serve(app, client, app=app)
+        await client.opened.wait()
+        await hub.publish("updates", "hello")
+        report = await hub.lifecycle.shutdown("stop")
+        await task
+    assert client.data() == ["hello"] and names(client)[-1] == "shutdown" and report.took == 1
