@@ -48,12 +48,11 @@ ERROR_EVENT = encode(Event(event="error", data={"message": "The stream failed on
 class EventStream(Response):
     """A ``text/event-stream`` response over ``content`` that ends gracefully at shutdown.
 
-    ``heartbeat`` is the idle time (s) after which a comment is sent (``None``: never); each
+    ``heartbeat`` is the idle time (s) after which a comment is sent (``None``: never; each
     stream takes its own between 80 and 100% of it, so that streams opened together do not all
-    fall due together;
-    ``retry`` the reconnection time (ms) sent first. ``status`` is the id of the page's status
-    indicator, which the stream updates out of band on opening and in its farewell (``None``:
-    no status events). The lifecycle is ``lifecycle`` if given, else the one of a hub
+    fall due together); ``retry`` the reconnection time (ms) sent first. ``status`` is the id
+    of the page's status indicator, which the stream updates out of band on opening and in its
+    farewell (``None``: no status events). The lifecycle is ``lifecycle`` if given, else the one of a hub
     subscription, else the app's (``Lifecycle.of_app``).
 
     ``limits`` caps open streams (503 with ``Retry-After`` over a cap); a hub subscription

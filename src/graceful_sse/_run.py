@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from . import _servers as servers
-from ._drain import Drain, Kind, Outcome, ShutdownReport, StreamHandle
+from ._drain import MIN_FLUSH, Drain, Kind, Outcome, ShutdownReport, StreamHandle
 from ._exit_guard import ExitGuard
 from ._logs import logger
 from ._producers import ProducerTasks
@@ -42,7 +42,6 @@ __all__ = ["Run"]
 # the drain began: its own shutdown (an HTTP/2 GOAWAY, closing the listener) must not overtake them.
 HANDOFF = 1.0
 GRACE_MARGIN = 0.5  # the drain ends this long before the server's own graceful timeout
-MIN_DRAIN = 0.25
 
 
 class Run:
@@ -278,4 +277,4 @@ class Run:
         grace, timeout = self.triggers.server_grace, self.lifecycle.drain_timeout
         if grace is None:
             return timeout
-        return max(MIN_DRAIN, min(timeout, grace - GRACE_MARGIN))
+        return max(MIN_FLUSH, min(timeout, grace - GRACE_MARGIN))
