@@ -2,7 +2,9 @@
 
 What a drain tells each stream (``Kind``), how each told stream ended (``Outcome``), the stream
 as the drain sees it (``StreamHandle``), the count while it runs (``Drain``) and what it
-achieved (``ShutdownReport``). No signals and no I/O here: ``_run`` drives a drain.
+achieved (``ShutdownReport``). A finite stream that asked for time to finish (``finish``) is
+told only when its time runs out, if it has not ended by then. No signals and no I/O here:
+``_run`` drives a drain.
 """
 
 from __future__ import annotations
@@ -76,19 +78,23 @@ class ShutdownReport:
 
     kind: Kind
     cause: str
-    told: int  # streams open when the notice went out
+    told: int  # streams open when the drain began
     took: int  # ... that received the whole farewell
     gone: int  # ... whose client had already left
     missed: int  # ... that did not take the notice within the drain bound
     late: int  # streams opened during the drain (each got the farewell at once)
     seconds: float
     cut: tuple[str, ...] = ()  # each missed stream: its request (no query string) and why
+    finishing: int = 0  # ... that were given time to finish (``EventStream(finish=...)``)
+    finished: int = 0  # ... of which ended by themselves within it (the others were told)
 
     def describe(self) -> str:
         """The drain's log line, after "graceful-sse: "."""
+        finished = f"{self.finished} of {self.finishing} finishing finished, " if self.finishing else ""
         line = (
-            f"drain took {self.seconds:.3f} s: {self.took} of {self.told} stream(s) took the notice, "
-            f"{self.gone} had gone, {self.missed} did not take it; {self.late} opened during the drain"
+            f"drain took {self.seconds:.3f} s: {finished}{self.took} of {self.told} stream(s) took the "
+            f"notice, {self.gone} had gone, {self.missed} did not take it; {self.late} opened during "
+            "the drain"
         )
         if self.cut:
             shown = "; ".join(self.cut[:CUT_SHOWN])
@@ -102,11 +108,13 @@ class StreamHandle:
 
     ``EventStream`` subclasses it: ``notice`` wakes the stream (and interrupts a write the
     client is not taking), ``abandon`` gives up writing the farewell (a second Ctrl+C).
+    ``finish`` is how long a shutdown lets it go on before telling it (0: told at once).
     """
 
-    __slots__ = ("kind", "label", "late", "run")
+    __slots__ = ("finish", "kind", "label", "late", "run")
 
-    def __init__(self, label: str = "stream") -> None:
+    def __init__(self, label: str = "stream", *, finish: float = 0.0) -> None:
+        self.finish = finish
         self.kind: Kind | None = None
         self.late = False  # opened during a drain: told at once
         self.label = label  # how the drain's log line names it: "GET /updates from 10.0.0.7"
@@ -125,19 +133,48 @@ class StreamHandle:
 
 
 class Drain:
-    """One shutdown on one loop: its bound, and how each stream it told ended."""
+    """One shutdown on one loop: its bound, and how each stream it told ended.
 
-    def __init__(self, kind: Kind, cause: str, *, told: int, bound: float) -> None:
+    ``told`` streams are told at once; those in ``finishing`` keep streaming, each until it ends
+    or its own time runs out (then it is told). The bound counts after the longest finish time.
+    """
+
+    def __init__(self, kind: Kind, cause: str, *, told: int, bound: float, finish: float = 0.0) -> None:
         self.kind = kind
         self.cause = cause
         self.started_at = time.monotonic()
-        self.deadline = self.started_at + bound
+        self.deadline = self.started_at + finish + bound
         self.told = told
-        self.took = self.gone = self.late = 0
+        self.took = self.gone = self.late = self.finished = 0
+        self.finishing: dict[StreamHandle, asyncio.TimerHandle] = {}  # each one's time running out
+        self.given_time = 0
+        self.waiting_told = 0  # streams told and still writing their farewell
         self.cut: list[str] = []  # the told streams that missed their farewell, and why
-        self.done = asyncio.Event()  # every told stream ended (or a second Ctrl+C gave up on them)
+        self.done = asyncio.Event()  # every stream ended (or a second Ctrl+C gave up on them)
+        self.told_done = asyncio.Event()  # every told stream ended: only finishing ones are left
         self.report: ShutdownReport | None = None
         self.task: asyncio.Task[None] | None = None
+
+    def tell(self, handle: StreamHandle) -> None:
+        """Tell ``handle`` now: it writes its farewell and ends."""
+        self.waiting_told += 1
+        handle.tell(self.kind)
+
+    def let_finish(self, handle: StreamHandle, seconds: float) -> None:
+        """Let ``handle`` go on for up to ``seconds``; then it is told."""
+        loop = asyncio.get_running_loop()
+        self.finishing[handle] = loop.call_later(seconds, self._time_is_up, handle)
+        self.given_time += 1
+
+    def _time_is_up(self, handle: StreamHandle) -> None:
+        if self.finishing.pop(handle, None) is not None:
+            self.tell(handle)
+
+    def tell_finishing(self) -> None:
+        """A second Ctrl+C: the streams still finishing are told now."""
+        for handle, timer in list(self.finishing.items()):
+            timer.cancel()
+            self._time_is_up(handle)
 
     def opened_late(self, handle: StreamHandle) -> None:
         handle.late = True
@@ -148,6 +185,14 @@ class Drain:
         """A stream ended; the streams opened during the drain, and any after its report, do not count."""
         if handle.late or self.report is not None:
             return
+        timer = self.finishing.pop(handle, None)
+        if timer is not None:  # it ended within its time: by itself, or its client left
+            timer.cancel()
+            self.finished += outcome is Outcome.ENDED
+        else:
+            self.waiting_told -= 1
+            if self.waiting_told <= 0:
+                self.told_done.set()
         if outcome is Outcome.TOOK:
             self.took += 1
         elif outcome is Outcome.GONE:
@@ -155,10 +200,11 @@ class Drain:
         elif outcome.missed:
             self.cut.append(f"{handle.label} ({outcome.value})")
 
-    async def wait(self, until: float) -> None:
-        """Until every told stream has ended, or the monotonic time ``until`` at the latest."""
+    async def wait(self, until: float, *, told_only: bool = False) -> None:
+        """Until every stream (``told_only``: every told one) has ended, or ``until`` at the latest."""
+        event = self.told_done if told_only else self.done
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.done.wait(), timeout=max(until - time.monotonic(), 0))
+            await asyncio.wait_for(event.wait(), timeout=max(until - time.monotonic(), 0))
 
     def give_up(self, handles: list[StreamHandle]) -> None:
         """The bound passed: stop writing to the told streams still open, and count them missed."""
@@ -168,7 +214,9 @@ class Drain:
 
     def end_now(self) -> None:
         """A second Ctrl+C: the drain gives up on the streams still writing."""
+        self.tell_finishing()
         self.deadline = time.monotonic()
+        self.told_done.set()
         self.done.set()
 
     def flush_timeout(self) -> float:
@@ -186,5 +234,7 @@ class Drain:
             late=self.late,
             seconds=time.monotonic() - self.started_at,
             cut=tuple(self.cut),
+            finishing=self.given_time,
+            finished=self.finished,
         )
         return self.report

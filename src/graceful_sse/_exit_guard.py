@@ -59,6 +59,13 @@ class ExitGuard:
         if self._backstop:
             faulthandler.cancel_dump_traceback_later()
 
+    def extend(self, seconds: float) -> None:
+        """Move the bound ``seconds`` later: streams were given that long to finish."""
+        self._deadline += seconds
+        self._changed.set()
+        if self._backstop:
+            _arm_watchdog(self._deadline - time.monotonic() + self.BACKSTOP)
+
     def shorten(self, seconds: float) -> None:
         self._deadline = min(self._deadline, time.monotonic() + seconds)
         self._changed.set()

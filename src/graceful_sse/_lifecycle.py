@@ -69,6 +69,11 @@ class Lifecycle:
     follow: a terminal's Ctrl+C reaches a reloader's (or supervisor's) child twice, as its own
     SIGINT and as the SIGTERM the parent sends it, and on a busy machine the SIGTERM can be
     handled first. A stop is never delayed.
+
+    ``finish`` (s) is how long a shutdown lets each stream over an app's generator go on before
+    it is told (an answer being streamed; ``EventStream(finish=...)`` sets it per stream): it
+    ends cleanly if its generator ends in time, else it gets the farewell then. Hub subscriptions
+    are always told at once. The exit bound grows by the longest finish time of the streams open.
     """
 
     def __init__(
@@ -85,6 +90,7 @@ class Lifecycle:
         stop_message: str = "Server stopped",
         restart_message: str = "Server restarting",
         farewell_extra: FarewellExtra | None = None,
+        finish: float = 0.0,
     ) -> None:
         lo, hi = restart_window
         if not 0 <= lo <= hi:
@@ -95,6 +101,8 @@ class Lifecycle:
             raise ValueError("exit_timeout must be at least drain_timeout (or None to disable)")
         if restart_settle < 0:
             raise ValueError("restart_settle must be zero or positive")
+        if finish < 0:
+            raise ValueError("finish must be zero (told at once) or a positive number of seconds")
         sigterm = as_kind(on_sigterm) if on_sigterm else kind_from_env("SSE_ON_SIGTERM", Kind.RESTART)
         self.kinds: dict[signal.Signals, Kind] = {
             signal.SIGINT: as_kind(on_sigint) if on_sigint else kind_from_env("SSE_ON_SIGINT", Kind.STOP),
@@ -105,6 +113,7 @@ class Lifecycle:
         self.drain_timeout = drain_timeout
         self.exit_timeout = exit_timeout
         self.restart_settle = restart_settle
+        self.finish = finish
         self.farewells = Farewells(
             restart_window=(lo, hi),
             stop_message=stop_message,

@@ -59,6 +59,11 @@ class EventStream(Response):
     brings its hub's ``limits`` and ``authorize`` (403 for a refused topic). ``send_timeout``
     (s) ends a stream whose client has not taken a single write for that long. A ``HEAD``
     request gets the status a ``GET`` would get, and no stream.
+
+    ``finish`` (s) lets a stream over a finite generator (an answer streamed token by token)
+    go on at a shutdown until its generator ends (a clean end, no farewell) or that time runs
+    out (then the farewell); ``None``: the lifecycle's ``finish`` (0 by default: told at once).
+    A hub subscription never ends by itself and is always told at once.
     """
 
     media_type = "text/event-stream"
@@ -76,12 +81,19 @@ class EventStream(Response):
         background: BackgroundTask | None = None,
         limits: Limits | None = None,
         send_timeout: float | None = None,
+        finish: float | None = None,
     ) -> None:
         if heartbeat is not None and heartbeat <= 0:
             raise ValueError("heartbeat must be a positive number of seconds, or None")
         if send_timeout is not None and send_timeout <= 0:
             raise ValueError("send_timeout must be a positive number of seconds, or None")
         self.source: Source = content if isinstance(content, Source) else Pump(content)
+        if finish is not None and (finish < 0 or (finish and not self.source.finite)):
+            raise ValueError(
+                "finish must be zero or positive, and is for streams that end by themselves (an app's "
+                "generator): a hub subscription is told at once"
+            )
+        self.finish = finish
         self.heartbeat = heartbeat
         self.retry = retry
         self.status = status
@@ -191,7 +203,8 @@ class _Stream(StreamHandle):
     def __init__(
         self, response: EventStream, lifecycle: Lifecycle, source: Source, send: Send, label: str
     ) -> None:
-        super().__init__(label)
+        finish = response.finish if response.finish is not None else lifecycle.finish
+        super().__init__(label, finish=finish if source.finite else 0.0)
         self.response = response
         self.lifecycle = lifecycle
         self.source = source

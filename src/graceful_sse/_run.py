@@ -6,10 +6,12 @@ Shutdown, top to bottom (each step is one method below):
    means, arm the exit bound, hold the signal for the server;
 2. ``_signalled``: a stop begins at once; a restart settles for ``restart_settle`` first, in case
    a stop follows (a Ctrl+C reaches a reloader's child twice);
-3. ``begin``: tell every open stream, cancel producers, start ``_drain``;
+3. ``begin``: tell every open stream (a finite one that asked for time to finish is told only
+   when its time runs out), cancel producers, start ``_drain``;
 4. ``_drain``: hand the held signals to the server once the farewells are written (or after
-   ``HANDOFF``), give slow readers the rest of the bound, close those that did not take it,
-   log the report, hand on whatever is left;
+   ``HANDOFF``): it stops accepting while finishing streams go on; give finishing streams and
+   slow readers the rest of the bound, close those that did not take it, log the report, hand on
+   whatever is left;
 5. the exit guard (``_exit_guard``) ends the process ``exit_timeout`` after the signal if the
    server has not managed to.
 """
@@ -187,7 +189,9 @@ class Run:
     def _again(self, sig: signal.Signals) -> None:
         assert self.drain is not None
         if sig is not signal.SIGINT or self.triggers.sigints < 2:
-            logger.info("graceful-sse: %s during the drain: already %s", sig.name, self.drain.kind)
+            # A reloader's or supervisor's SIGTERM after a Ctrl+C, most often: nothing to do.
+            doing = "stopping" if self.drain.kind is Kind.STOP else "restarting"
+            logger.info("graceful-sse: %s while already %s: carrying on", sig.name, doing)
             return
         # A second Ctrl+C: the user wants out now. The server's own handler has both signals and
         # forces its exit; we stop waiting for streams and keep the exit bound short.
@@ -206,20 +210,32 @@ class Run:
         if self._settling is not None:
             self._settling.cancel()
             self._settling = None
-        drain = self.drain = Drain(kind, cause, told=len(self.streams), bound=self._drain_bound())
-        self.report = None
+        streams, cap = list(self.streams), self._finish_cap()
+        finish = max((min(handle.finish, cap) for handle in streams), default=0.0)
+        drain = Drain(kind, cause, told=len(streams), bound=self._drain_bound(finish), finish=finish)
+        self.drain, self.report = drain, None
         self.lifecycle.farewells.new_drain()
+        finishing = sum(1 for handle in streams if handle.finish > 0)
         logger.info(
-            "graceful-sse: %s: %s; telling %d open stream(s)",
+            "graceful-sse: %s: %s; telling %d open stream(s)%s",
             cause,
             "stopping" if kind is Kind.STOP else "restarting",
-            drain.told,
+            len(streams) - finishing,
+            f", letting {finishing} finish (up to {finish:.1f} s)" if finishing else "",
         )
-        # Each stream wakes, writes its farewell and ends its response.
-        for handle in list(self.streams):
-            handle.tell(kind)
+        # Each stream wakes, writes its farewell and ends its response; a finite one that asked
+        # for time goes on streaming, and is told if it has not ended when its time runs out.
+        for handle in streams:
+            if handle.finish > 0:
+                drain.let_finish(handle, min(handle.finish, cap))
+            else:
+                drain.tell(handle)
+        if drain.waiting_told == 0:
+            drain.told_done.set()
         if not self.streams:
             drain.done.set()
+        if finish and self._guard is not None:
+            self._guard.extend(finish)  # the exit bound: the longest finish time, plus exit_timeout
         # Nothing more will be published to streams that are leaving.
         self._stop_producers()
         if self._guard is not None:
@@ -233,10 +249,11 @@ class Run:
     async def _drain(self, drain: Drain) -> None:
         # Wait for the farewells to be written, briefly: only then does the server hear of the
         # signal, so that its own shutdown (closing the listener, an HTTP/2 GOAWAY) comes after.
-        await drain.wait(min(drain.started_at + HANDOFF, drain.deadline))
+        # Streams still finishing are not waited for: the server stops accepting meanwhile.
+        await drain.wait(min(drain.started_at + HANDOFF, drain.deadline), told_only=True)
         self.triggers.hand_on(Disposition.HANDLED)
 
-        # Give slow readers the rest of the drain bound.
+        # Give finishing streams their time, and slow readers the rest of the drain bound.
         await drain.wait(drain.deadline)
 
         # Clients that did not take their farewell: stop writing to them, and close their
@@ -271,10 +288,17 @@ class Run:
         if cancelled:
             logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
 
-    def _drain_bound(self) -> float:
+    def _finish_cap(self) -> float:
+        # A server that cancels what is still open after its own graceful timeout (Hypercorn's
+        # graceful_timeout, uvicorn's --timeout-graceful-shutdown) caps how long streams may
+        # finish: each still needs a moment for its farewell before that.
+        grace = self.triggers.server_grace
+        return float("inf") if grace is None else max(grace - GRACE_MARGIN - MIN_FLUSH, 0.0)
+
+    def _drain_bound(self, finish: float) -> float:
         # Streams still writing are closed before the server cancels them (Hypercorn's
         # graceful_timeout, 3 s by default, begins with its shutdown, as our drain does).
         grace, timeout = self.triggers.server_grace, self.lifecycle.drain_timeout
         if grace is None:
             return timeout
-        return max(MIN_FLUSH, min(timeout, grace - GRACE_MARGIN))
+        return max(MIN_FLUSH, min(timeout, grace - GRACE_MARGIN - finish))

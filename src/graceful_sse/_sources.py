@@ -97,6 +97,11 @@ class Source(abc.ABC):
         """Whether the request may open this stream (403 if not)."""
         return True
 
+    @property
+    def finite(self) -> bool:
+        """It ends by itself (an app's generator): a shutdown may give it time to (``finish``)."""
+        return False
+
     def resume(self, last_event_id: str | None) -> Self:
         """Start after the client's ``Last-Event-ID``; ``EventStream`` calls it before ``open``."""
         return self
@@ -153,6 +158,10 @@ class Pump(Source):
         self._task: asyncio.Task[None] | None = None
         self._finished = False
         self._failed = False
+
+    @property
+    def finite(self) -> bool:
+        return True
 
     @property
     def finished(self) -> bool:

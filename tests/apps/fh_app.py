@@ -86,6 +86,18 @@ def gen():
     return EventStream(numbers())
 
 
+@rt("/answer")
+def answer(tokens: int = 30, every: float = 0.1, finish: float = 0.0):
+    """A finite answer, token by token (an LLM's): given ``finish`` s to complete at a shutdown."""
+
+    async def token_by_token():
+        for n in range(tokens):
+            yield f"data: token {n}\n\n"
+            await asyncio.sleep(every)
+
+    return EventStream(token_by_token(), finish=finish)
+
+
 @rt("/firehose")
 def firehose(send_timeout: float = 0.0):
     """64 KiB events as fast as the client takes them: a client that never reads blocks it at once."""
