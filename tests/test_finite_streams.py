@@ -156,8 +156,9 @@ def test_a_deploy_lets_the_answer_in_flight_finish(mode_name: str, tmp_path: Pat
     port = free_port()
     mode = run_modes(port)[mode_name]
     with running(mode, port, tmp_path / "server.log") as server:
-        (answer_stream, sub), seconds = asyncio.run(_answer_beside_a_subscription(server, 20.0, "sigterm_main"))
+        streams, seconds = asyncio.run(_answer_beside_a_subscription(server, 20.0, "sigterm_main"))
         log = server.log
+    answer_stream, sub = streams
     assert answer_stream.clean_end, (answer_stream.error, log[-3000:])
     got = [e.data for e in answer_stream.events if e.type == "message"]
     assert got == [f"token {n}" for n in range(TOKENS)], (got, log[-3000:])
@@ -207,7 +208,7 @@ def test_a_second_ctrl_c_ends_the_wait_for_finishing_streams_at_once(mode_name: 
     port = free_port()
     mode = run_modes(port)[mode_name]
     with running(mode, port, tmp_path / "server.log") as server:
-        (answer_stream, sub), seconds = asyncio.run(_ctrl_c_twice(server))
+        (_, sub), seconds = asyncio.run(_ctrl_c_twice(server))
         log = server.log
     assert sub.names()[-1] == "shutdown", log[-3000:]
     assert seconds is not None and seconds < 1.0 + 5.0, ("60 s of finish time, cut short", log[-3000:])

@@ -103,8 +103,10 @@ def SSEStream(
     if shared:
         extra["data_sse_shared"] = "true"
     if status is not None:
-        # Out-of-band status updates from the server; "none" swaps nothing else.
+        # Out-of-band status updates from the server; "none" swaps nothing else. htmx 2's
+        # EventSource cannot send HX-Request: the URL says that an htmx page is asking.
         content = (*content, Div(sse_swap=STATUS_EVENT, hx_swap="none", hidden=True))
+        url = f"{url}{'&' if '?' in url else '?'}htmx=1"
     return Div(
         *content,
         id=id,

@@ -128,6 +128,8 @@ class Lifecycle:
         self._watched: list[Any] = []  # servers passed to ``watch``
         self._runs: dict[asyncio.AbstractEventLoop, Run] = {}
         self._latest: Run | None = None
+        self._warned_second = False
+        self._said_started_by_stream = False
 
     # -- state -------------------------------------------------------------------------------
 
@@ -178,20 +180,38 @@ class Lifecycle:
             state.graceful_sse = self
 
     @classmethod
-    def of_app(cls, app: Any) -> Lifecycle:
-        """The lifecycle attached to a Starlette ``app``, created with defaults on first use."""
+    def of_app(cls, app: Any, claim: Lifecycle | None = None) -> Lifecycle:
+        """The lifecycle of a Starlette ``app``: the one its lifespan attached, or the first used.
+
+        An app without ``lifespan=`` gets one on its first stream: ``claim`` (a hub
+        subscription's lifecycle) if given, else one with defaults, and every later stream of
+        the app finds that one: one lifecycle per app, one line per shutdown step in the log.
+        """
         state = getattr(app, "state", None)
         if state is None:
+            if claim is not None:
+                return claim
             raise RuntimeError(
                 "EventStream could not find its Lifecycle: run it inside a Starlette/FastHTML app, "
                 "or pass EventStream(..., lifecycle=...)"
             )
         found = getattr(state, "graceful_sse", None)
         if found is None:
-            found = cls()
-            state.graceful_sse = found
+            found = state.graceful_sse = claim or cls()
         assert isinstance(found, Lifecycle)
+        if claim is not None and found is not claim:
+            claim._warn_second(found)
+            return claim
         return found
+
+    def _warn_second(self, other: Lifecycle) -> None:
+        if not self._warned_second:
+            self._warned_second = True
+            logger.warning(
+                "graceful-sse: this app's streams follow two lifecycles (a hub's, and the app's, made "
+                "for a plain EventStream that opened first): each logs and drains on its own. Pass "
+                "lifespan=hub.lifespan to the app so that every stream follows the hub's"
+            )
 
     async def start(self) -> None:
         """Start on the running loop: chain signal handlers, watch the server, run producers."""
@@ -216,12 +236,19 @@ class Lifecycle:
 
     # -- runs, one per event loop ------------------------------------------------------------
 
-    def run_here(self) -> Run:
+    def run_here(self, *, by_stream: bool = False) -> Run:
         """The run on the running loop, started on first use; safe to call on every stream."""
         loop = asyncio.get_running_loop()
         run = self._runs.get(loop)
         if run is not None:
             return run
+        if by_stream and not self._said_started_by_stream:
+            self._said_started_by_stream = True
+            logger.info(
+                "graceful-sse: started by the first stream, as the app has no lifespan=hub.lifespan "
+                "(or lifecycle.lifespan): background producers start only now. Pass it to start "
+                "with the app"
+            )
         self._forget_ended_runs()
         make_visible()
         run = self._runs[loop] = self._latest = Run(self, loop, on_report=self._reported)

@@ -45,6 +45,18 @@ DROP_WAIT = 1.0  # how long a dropped connection's stream waits for the server t
 ERROR_EVENT = encode(Event(event="error", data={"message": "The stream failed on the server."}))
 
 
+class _Status(enum.Enum):
+    FOR_HTMX = "for htmx"
+
+    def __repr__(self) -> str:
+        return "<the page's status indicator, for htmx clients>"
+
+
+# EventStream's default ``status``: the page's indicator (``SSEStatus``) is updated only for
+# htmx clients: htmx 4 sends HX-Request, and our monitor marks htmx 2's EventSource with htmx=1.
+FOR_HTMX = _Status.FOR_HTMX
+
+
 class EventStream(Response):
     """A ``text/event-stream`` response over ``content`` that ends gracefully at shutdown.
 
@@ -52,8 +64,11 @@ class EventStream(Response):
     stream takes its own between 80 and 100% of it, so that streams opened together do not all
     fall due together); ``retry`` the reconnection time (ms) sent first. ``status`` is the id
     of the page's status indicator, which the stream updates out of band on opening and in its
-    farewell (``None``: no status events). The lifecycle is ``lifecycle`` if given, else the one of a hub
-    subscription, else the app's (``Lifecycle.of_app``).
+    farewell (``None``: no status events); by default only htmx clients get them, for the
+    indicator ``SSEStatus()`` renders, and other clients (curl, a Python client, a plain
+    ``EventSource``) get none; an id given explicitly is sent to every client. The lifecycle is
+    ``lifecycle`` if given, else the one of a hub subscription, else the app's
+    (``Lifecycle.of_app``: the one its lifespan attached, else the first stream's).
 
     ``limits`` caps open streams (503 with ``Retry-After`` over a cap); a hub subscription
     brings its hub's ``limits`` and ``authorize`` (403 for a refused topic). ``send_timeout``
@@ -75,7 +90,7 @@ class EventStream(Response):
         heartbeat: float | None = 15.0,
         retry: int | None = 3000,
         lifecycle: Lifecycle | None = None,
-        status: str | None = DEFAULT_STATUS_ID,
+        status: str | _Status | None = FOR_HTMX,
         status_code: int = 200,
         headers: Mapping[str, str] | None = None,
         background: BackgroundTask | None = None,
@@ -98,7 +113,7 @@ class EventStream(Response):
         self.retry = retry
         self.status = status
         self.send_timeout = send_timeout
-        self.lifecycle = lifecycle or self.source.lifecycle
+        self.lifecycle = lifecycle
         self.limits = limits or self.source.limits
         self.status_code = status_code
         self.background = background
@@ -113,7 +128,7 @@ class EventStream(Response):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        lifecycle = self.lifecycle or Lifecycle.of_app(scope.get("app"))
+        lifecycle = self.lifecycle or Lifecycle.of_app(scope.get("app"), claim=self.source.lifecycle)
         try:
             admitted = await self._admit(scope, lifecycle)
         except BaseException:
@@ -134,7 +149,7 @@ class EventStream(Response):
 
     async def _stream(self, scope: Scope, receive: Receive, send: Send, lifecycle: Lifecycle) -> None:
         source = self.source.resume(last_event_id(scope))
-        run = lifecycle.run_here()
+        run = lifecycle.run_here(by_stream=True)
         stream = _Stream(self, lifecycle, source, send, _label(scope))
         run.open_stream(stream)
         outcome: Outcome | None = None
@@ -197,6 +212,7 @@ class _Stream(StreamHandle):
         "send_started",
         "sending",
         "source",
+        "status",
         "timed_out",
     )
 
@@ -210,6 +226,7 @@ class _Stream(StreamHandle):
         self.source = source
         self.send = send
         self.gone = False
+        self.status: str | None = None  # the indicator this client's page has (see ``respond``)
         self.sending = False
         self.timed_out = False
         self.heartbeat_due = False
@@ -306,6 +323,7 @@ class _Stream(StreamHandle):
     async def respond(self, scope: Scope, receive: Receive) -> Outcome:
         response = self.response
         named = not _from_htmx4(scope)
+        self.status = _status_for(response.status, scope)
         await self.send(
             {"type": "http.response.start", "status": response.status_code, "headers": response.raw_headers}
         )
@@ -334,8 +352,8 @@ class _Stream(StreamHandle):
         holds on to it.
         """
         response, position = self.response, self.source.position
-        if response.status is not None:
-            return response._opening + status_event("live", response.status, named=named, event_id=position)
+        if self.status is not None:
+            return response._opening + status_event("live", self.status, named=named, event_id=position)
         if position is not None:
             return response._opening + Event(id=position).encode()  # sets the browser's Last-Event-ID
         return response._opening
@@ -403,7 +421,7 @@ class _Stream(StreamHandle):
     async def _farewell(self, prefix: bytes, named: bool, scope: Scope, receive: Receive) -> Outcome:
         """Write the farewell and end the body, within the lifecycle's flush bound."""
         assert self.kind is not None
-        data = prefix + self.lifecycle.farewell(self.kind, self.response.status, named_status=named)
+        data = prefix + self.lifecycle.farewell(self.kind, self.status, named_status=named)
         self._task = asyncio.current_task()
         try:
             if self.late:  # the drain may be over: this stream keeps its own bound
@@ -566,6 +584,15 @@ def _label(scope: Scope) -> str:
 def _from_htmx4(scope: Scope) -> bool:
     # htmx 4 streams with fetch and sends HX-Request; htmx 2's EventSource does not.
     return any(name == b"hx-request" for name, _ in scope.get("headers", ()))
+
+
+def _status_for(status: str | _Status | None, scope: Scope) -> str | None:
+    """The status indicator to update for this request (``None``: no status events)."""
+    if status is not FOR_HTMX:
+        return status
+    query: bytes = scope.get("query_string", b"")
+    from_htmx = _from_htmx4(scope) or "1" in parse_qs(query.decode("latin-1")).get("htmx", ())
+    return DEFAULT_STATUS_ID if from_htmx else None
 
 
 def last_event_id(scope: Scope) -> str | None:
