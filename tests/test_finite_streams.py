@@ -133,7 +133,7 @@ def test_finish_is_refused_where_it_cannot_apply() -> None:
 
 # Where the server lets a response in flight complete, with the exit bound it keeps. Hypercorn
 # cancels what is open after its graceful_timeout (3 s by default), so finishing is capped there.
-FINISH_MODES = ["uvicorn", "serve()", "gunicorn", "uvicorn --workers 2", "hypercorn", "granian"]
+FINISH_MODES = list(run_modes(0))
 ANSWER = f"/answer?tokens={TOKENS}&every={EVERY}"
 
 
@@ -230,3 +230,25 @@ def test_answers_finish_through_a_deploy_on_a_busy_machine(tmp_path: Path) -> No
             assert got == [f"token {n}" for n in range(TOKENS)], (attempt, got, log[-3000:])
             assert answer_stream.clean_end and sub.names()[-1] == "restart", (attempt, log[-3000:])
             assert seconds is not None and seconds < 25.0
+
+
+async def _long_answer(server: Server) -> tuple[list, float | None]:  # type: ignore[type-arg]
+    async with open_streams([f"{server.url}/answer?tokens=1000&every=0.1&finish=60"]) as (streams, tasks):
+        start = time.monotonic()
+        server.sigterm_main()
+        await asyncio.wait_for(asyncio.gather(*tasks), 15)
+        exited = await asyncio.to_thread(server.wait_exit, 15)
+        return streams, (time.monotonic() - start) if exited else None
+
+
+@pytest.mark.servers
+def test_hypercorn_caps_finishing_at_its_graceful_timeout_and_the_farewell_still_arrives(
+    tmp_path: Path,
+) -> None:
+    """Hypercorn cancels what is open 3 s (its graceful_timeout) after its shutdown begins."""
+    port = free_port()
+    with running(run_modes(port)["hypercorn"], port, tmp_path / "server.log") as server:
+        (answer_stream,), seconds = asyncio.run(_long_answer(server))
+        log = server.log
+    assert answer_stream.clean_end and answer_stream.names()[-1] == "restart", log[-3000:]
+    assert seconds is not None and seconds < 3.0 + 2.0, log[-3000:]
