@@ -242,13 +242,22 @@ async def _long_answer(server: Server) -> tuple[list, float | None]:  # type: ig
 
 
 @pytest.mark.servers
-def test_hypercorn_caps_finishing_at_its_graceful_timeout_and_the_farewell_still_arrives(
-    tmp_path: Path,
+@pytest.mark.parametrize(
+    "mode_name,extra",
+    [("hypercorn", []), ("uvicorn", ["--timeout-graceful-shutdown", "3"])],
+    ids=["hypercorn graceful_timeout 3 s (its default)", "uvicorn --timeout-graceful-shutdown 3"],
+)
+def test_a_server_graceful_timeout_caps_finishing_and_the_farewell_still_arrives(
+    mode_name: str, extra: list[str], tmp_path: Path
 ) -> None:
-    """Hypercorn cancels what is open 3 s (its graceful_timeout) after its shutdown begins."""
+    """The server cancels what is open that long after its shutdown begins: the farewell comes first."""
     port = free_port()
-    with running(run_modes(port)["hypercorn"], port, tmp_path / "server.log") as server:
+    mode = run_modes(port)[mode_name]
+    mode.argv += extra
+    with running(mode, port, tmp_path / "server.log") as server:
         (answer_stream,), seconds = asyncio.run(_long_answer(server))
         log = server.log
     assert answer_stream.clean_end and answer_stream.names()[-1] == "restart", log[-3000:]
     assert seconds is not None and seconds < 3.0 + 2.0, log[-3000:]
+    for line in FORBIDDEN_LOG_LINES:
+        assert line not in log, log[-3000:]

@@ -20,6 +20,7 @@ __all__ = [
     "find_hypercorn_trigger",
     "find_uvicorn_server",
     "hypercorn_graceful_timeout",
+    "uvicorn_graceful_timeout",
     "watch_should_exit",
 ]
 
@@ -151,6 +152,12 @@ def find_hypercorn_trigger(on_shutdown: Callable[[], None]) -> ServerWatch | Non
 def _runs_hypercorn_raise_shutdown(task: asyncio.Task[Any]) -> bool:
     code = getattr(task.get_coro(), "cr_code", None)
     return code is not None and _is_hypercorn(code, "raise_shutdown")
+
+
+def uvicorn_graceful_timeout(server: object) -> float | None:
+    """uvicorn's ``--timeout-graceful-shutdown``: it cancels what is still open after it."""
+    timeout = getattr(getattr(server, "config", None), "timeout_graceful_shutdown", None)
+    return float(timeout) if isinstance(timeout, int | float) else None
 
 
 def hypercorn_graceful_timeout() -> float | None:

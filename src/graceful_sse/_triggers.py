@@ -91,6 +91,9 @@ class Triggers:
         """Hear of ``server`` stopping through its ``should_exit`` flag."""
         self.server = server
         self._watches.append(servers.watch_should_exit(server, self._on_server_exit))
+        grace = servers.uvicorn_graceful_timeout(server)
+        if grace is not None:
+            self.server_grace = grace
 
     def follow_hypercorn(self) -> None:
         """Hear of Hypercorn's shutdown trigger; once, at the first stream (its task exists by then)."""
