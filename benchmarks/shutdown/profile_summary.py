@@ -16,8 +16,9 @@ def name(frame: str) -> str:
 def main(path: str, shown: int = 40) -> None:
     inclusive: Counter[str] = Counter()
     total = 0
-    for line in open(path):
-        stack, _, count = line.rstrip().rpartition(" ")
+    with open(path) as lines:
+        samples = [line.rstrip().rpartition(" ") for line in lines]
+    for stack, _, count in samples:
         total += int(count)
         for key in {name(frame) for frame in stack.split(";")}:
             inclusive[key] += int(count)
