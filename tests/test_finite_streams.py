@@ -8,6 +8,7 @@ counts tokens. An "answer" is the app's generator yielding ``TOKENS`` tokens ``E
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -217,9 +218,9 @@ def test_a_second_ctrl_c_ends_the_wait_for_finishing_streams_at_once(mode_name: 
 
 @pytest.mark.servers
 def test_answers_finish_through_a_deploy_on_a_busy_machine(tmp_path: Path) -> None:
-    """Three deploys beside CPU burners: every token of every answer, in order, then a clean end."""
+    """Deploys beside CPU burners (3; FINISH_SOAK_RUNS=50 for a soak): every token, in order, a clean end."""
     with busy_machine():
-        for attempt in range(3):
+        for attempt in range(int(os.environ.get("FINISH_SOAK_RUNS", "3"))):
             port = free_port()
             with running(run_modes(port)["uvicorn"], port, tmp_path / f"server-{attempt}.log") as server:
                 (answer_stream, sub), seconds = asyncio.run(
