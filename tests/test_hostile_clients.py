@@ -236,7 +236,7 @@ TEXT = (
 
 @pytest.fixture(scope="module")
 def chat(server: Server) -> Iterator[Collector]:
-    with collecting(server.url + "/stream?topic=chat", "sse-status") as collector:
+    with collecting(server.url + "/stream?topic=chat&htmx=1", "sse-status") as collector:
         yield collector
 
 
