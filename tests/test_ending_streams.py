@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pytest
@@ -23,6 +24,9 @@ from graceful_sse import EventStream, Hub, InvalidIdentity, InvalidTopic
 from asgi import App, Client, lifecycle, serve
 from harness import RunMode, Stream, free_port, running
 from redis_server import RedisServer
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext
 
 # -- in-process: the contract ----------------------------------------------------------------
 
@@ -262,3 +266,32 @@ async def test_an_order_on_one_worker_ends_those_streams_on_both_and_no_others(
                     await client.post(server.url + "/say", data={"text": "still here"})
                 ).status_code == 200
             await _until(lambda: all(any("still here" in e.data for e in s.events) for s in others))
+
+
+# -- in Chromium: signing out in one tab ---------------------------------------------------------
+
+
+@pytest.mark.browser
+@pytest.mark.servers
+@pytest.mark.parametrize("htmx", [2, 4], ids=["htmx2", "htmx4"])
+def test_signing_out_shows_the_reason_in_every_tab_and_the_page_never_asks_again(
+    context: BrowserContext, tmp_path: Path, htmx: int
+) -> None:
+    from browser import RECONNECT, open_page  # playwright only where a test asks for a browser
+
+    port = free_port()
+    argv = [sys.executable, "-m", "uvicorn", "ending_app:app", "--port", str(port)]
+    mode = RunMode("ending app", argv, env={"ENDING_HTMX": str(htmx)})
+    with running(mode, port, tmp_path / "server.log", ready_path="/health") as server:
+        tabs = [open_page(context, server.url + "/login?user=alice") for _ in range(2)]
+        for tab in tabs:
+            tab.wait_state("live")
+        tabs[1].page.click("#logout")
+        for tab in tabs:
+            tab.wait_state("stopped", timeout=5.0)
+            assert tab.page.inner_text("#sse-status .sse-label") == "Signed out"
+            assert tab.page.locator(RECONNECT).count() == 1  # the user may come back by choice
+        requests = [tab.requests_during(3000) for tab in tabs]
+        assert requests == [0, 0], "a stopped page asks the stream URL nothing more"
+        assert [tab.problems for tab in tabs] == [[], []]
+        assert "Exception" not in server.log

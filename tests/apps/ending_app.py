@@ -4,6 +4,7 @@ A FastHTML app as docs/ending-streams.md writes one: the session says who the us
 their streams is subscribed with that identity, and signing out ends them all, on every worker
 (``$SSE_BROKER_URL`` names the Redis they share). For the wire tests ``?user=`` stands in for a
 session, ``/end`` takes any order and each stream first says which worker serves it (``hello``).
+``ENDING_HTMX`` (2 or 4) is the htmx the page loads.
 """
 
 import os
@@ -13,10 +14,11 @@ from starlette.responses import JSONResponse
 
 from graceful_sse import Event, EventStream, Hub, SSEScripts, SSEStatus, SSEStream, encode, sse_assets
 
+HTMX = int(os.environ.get("ENDING_HTMX", "2"))
 hub = Hub()
 app, rt = fast_app(
     default_hdrs=False,
-    hdrs=(*SSEScripts(), Link(rel="icon", href="data:,")),
+    hdrs=(*SSEScripts(htmx=HTMX), Link(rel="icon", href="data:,")),
     lifespan=hub.lifespan,
     routes=[sse_assets()],
     secret_key="ending-tests-only",
@@ -46,7 +48,7 @@ def index(session):
         Main(
             H1(f"Hello {session.get('user', 'nobody')}"),
             SSEStatus(),
-            SSEStream("/feed", Ul(id="feed"), target="#feed", swap="beforeend"),
+            SSEStream("/feed", Ul(id="feed"), target="#feed", swap="beforeend", htmx=HTMX),
             Button("Sign out", hx_post="/logout", hx_swap="none", id="logout"),
         ),
     )
