@@ -9,6 +9,7 @@ stream URL nothing more).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -18,8 +19,9 @@ from typing import TYPE_CHECKING
 
 import httpx
 import pytest
+from test_redis_backend import cut_off_worker
 
-from graceful_sse import EventStream, Hub, InvalidIdentity, InvalidTopic
+from graceful_sse import BackendUnavailable, EventStream, Hub, InvalidIdentity, InvalidTopic, Subscription
 
 from asgi import App, Client, lifecycle, serve
 from harness import RunMode, Stream, free_port, running
@@ -181,6 +183,68 @@ async def test_publishing_costs_nothing_more_for_subscriptions_with_an_identity(
     assert sub.pending == 1 and hub.streams()[0]["identity"] == "alice"
     await sub.aclose()
     assert hub._identities == {}
+
+
+# -- two hubs on one real redis-server: what each worker holds --------------------------------
+
+
+async def _iterating(hub: Hub, topic: str, identity: str) -> tuple[Subscription, asyncio.Future[bytes]]:
+    """A subscription being read, as a stream reads it; the read ends when it is ended."""
+    sub = hub.subscribe(topic, identity=identity)
+    reading = asyncio.ensure_future(anext(aiter(sub)))
+    await asyncio.sleep(0)
+    return sub, reading
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_an_order_from_one_hub_ends_the_streams_of_the_other_through_redis(
+    redis: RedisServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with cut_off_worker(redis, "end") as (a, b, _):
+        subs = {(hub, who): await _iterating(hub, "feed", who) for hub in (a, b) for who in ("alice", "bob")}
+        # Bytes on the control channel that are no order (another version, a stray publish).
+        await a.backend._client.publish(a.backend._keys["control"], b"x\nnot an order")  # type: ignore[attr-defined]
+        assert await a.end(identity="alice", reason="Signed out") == 1  # a's own; b's is b's
+        await _until(lambda: subs[b, "alice"][0].ending is not None)
+        for hub in (a, b):
+            sub, reading = subs[hub, "alice"]
+            assert sub.ending is not None and (sub.ending.kind, sub.ending.reason) == ("stop", "Signed out")
+            with pytest.raises(StopAsyncIteration):
+                await reading
+        await asyncio.sleep(0.2)
+        assert [subs[hub, "bob"][0].ending for hub in (a, b)] == [None, None]
+        assert "could not be read; ignored" in caplog.text
+        await a.publish("feed", "bob still reads")
+        for hub in (a, b):
+            assert b"bob still reads" in await asyncio.wait_for(subs[hub, "bob"][1], 5)
+
+
+@pytest.mark.anyio
+@pytest.mark.redis
+async def test_a_worker_cut_off_from_redis_ends_its_own_streams_and_says_the_others_may_not_know(
+    redis: RedisServer,
+) -> None:
+    async with cut_off_worker(redis, "endcut") as (a, b, proxy):
+        here, reading_here = await _iterating(b, "feed", "alice")
+        there, reading_there = await _iterating(a, "feed", "alice")
+        proxy.refusing = True
+        proxy.cut()
+        with pytest.raises(BackendUnavailable, match=r"ended \d stream.*end them again"):
+            for _ in range(50):  # until b notices the cut
+                await b.end(identity="alice")
+                await asyncio.sleep(0.05)
+        assert here.ending is not None and there.ending is None
+        proxy.refusing = False
+        for _ in range(100):  # ending again once Redis is back reaches the other worker
+            with contextlib.suppress(BackendUnavailable):
+                assert await b.end(identity="alice") == 0
+                break
+            await asyncio.sleep(0.1)
+        await _until(lambda: there.ending is not None)
+        for reading in (reading_here, reading_there):
+            with pytest.raises(StopAsyncIteration):
+                await reading
 
 
 # -- over the wire: 2 uvicorn workers on one real redis-server ----------------------------------
