@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from ._backends import Backend, BackendUnavailable, NotPublished, OutcomeUnknown, Replay, ResetReason
 from ._drain import Kind, ShutdownReport
 from ._history import EventId
-from ._hub import Hub, Overflow, Subscription, TopicPolicy
+from ._hub import Hub, InvalidIdentity, InvalidTopic, Overflow, Subscription, TopicPolicy
 from ._lifecycle import Lifecycle
 from ._limits import Authorize, Limits
 from ._metrics import HubMetrics, register_prometheus
@@ -41,6 +41,8 @@ __all__ = [
     "EventStream",
     "Hub",
     "HubMetrics",
+    "InvalidIdentity",
+    "InvalidTopic",
     "Kind",
     "Lifecycle",
     "Limits",

@@ -3,7 +3,8 @@
 A ``shutdown`` event (``stop``) carries a day-long ``retry:``, so that a client without our script
 (a bare EventSource that ignores the event) does not hammer a dead port; a ``restart`` event
 carries a ``retry:`` drawn at random from the restart window, so that clients come back spread
-out rather than all at once.
+out rather than all at once. A farewell the app asked for (``Hub.end``) carries its ``reason``:
+in the status the page shows, and as ``reason`` in the event's data.
 """
 
 from __future__ import annotations
@@ -45,18 +46,26 @@ class Farewells:
         """A drain begins: the extras are asked again (they may say when it happened)."""
         self._stops.clear()
 
-    def build(self, kind: Kind, status_id: str | None = None, *, named_status: bool = True) -> bytes:
+    def build(
+        self,
+        kind: Kind,
+        status_id: str | None = None,
+        *,
+        named_status: bool = True,
+        reason: str | None = None,
+    ) -> bytes:
         """The bytes that end a stream: the status update, extra events, then ``shutdown``/``restart``.
 
         ``status_id`` names the page's status indicator (see ``_status``); ``None`` leaves it out.
+        ``reason`` (the app's, from ``Hub.end``) is what the status shows and the event says.
         A stop farewell is the same for every stream, so it is built once per drain.
         """
-        if kind is not Kind.STOP:
-            return self._build(kind, status_id, named_status)
+        if kind is not Kind.STOP or reason is not None:
+            return self._build(kind, status_id, named_status, reason)
         key = (status_id, named_status)
         built = self._stops.get(key)
         if built is None:
-            built = self._stops[key] = self._build(kind, status_id, named_status)
+            built = self._stops[key] = self._build(kind, status_id, named_status, None)
         return built
 
     def restart_event(self, body: dict[str, Any]) -> bytes:
@@ -64,16 +73,19 @@ class Farewells:
         delay = round(self._rng.uniform(*self.restart_window) * 1000)
         return Event(event="restart", retry=delay, data={**body, "retry": delay}).encode()
 
-    def _build(self, kind: Kind, status_id: str | None, named_status: bool) -> bytes:
+    def _build(self, kind: Kind, status_id: str | None, named_status: bool, reason: str | None) -> bytes:
         parts: list[bytes] = []
         if status_id is not None:
             state: State = "stopped" if kind is Kind.STOP else "restarting"
-            parts.append(status_event(state, status_id, named=named_status))
+            parts.append(status_event(state, status_id, named=named_status, message=reason))
         if self.extra is not None:
             parts.extend(encode_item(item) for item in self.extra(kind))
+        message = self.stop_message if kind is Kind.STOP else self.restart_message
+        body: dict[str, Any] = {"kind": str(kind), "message": message if reason is None else reason}
+        if reason is not None:
+            body["reason"] = reason  # the app ended it: the page's script shows this
         if kind is Kind.STOP:
-            body = {"kind": str(kind), "message": self.stop_message}
             parts.append(Event(event="shutdown", retry=STOP_RETRY_MS, data=body).encode())
         else:
-            parts.append(self.restart_event({"kind": str(kind), "message": self.restart_message}))
+            parts.append(self.restart_event(body))
         return b"".join(parts)

@@ -16,6 +16,11 @@ A client that returns with ``Last-Event-ID`` first gets what it missed from the 
 topics, then live events, with no gap and no duplicate between them. Where the events travel
 between publishers and subscribers is the backend's business: this process (``memory://``) or
 Redis (``redis://``), chosen by URL.
+
+The app can end streams itself (``await hub.end(topic=...)`` or ``identity=``, the identity a
+subscription was given at ``subscribe``): on every worker, through the backend, each ends with
+the farewell of a shutdown (``stop``: do not come back, the page showing the app's reason;
+``restart``). Only subscriptions with an identity are indexed by it; publishing pays nothing.
 """
 
 from __future__ import annotations
@@ -29,19 +34,21 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, ClassVar, Literal, Self, TypeVar, overload
 
+from starlette.exceptions import HTTPException
 from starlette.types import Scope
 
-from ._backends import MAX_KEY, Backend, BackendUnavailable, Replay, ResetReason, open_backend
+from ._backends import MAX_KEY, Backend, BackendUnavailable, EndOrder, Replay, ResetReason, open_backend
+from ._drain import Kind, KindName, as_kind
 from ._history import EventId
 from ._lifecycle import Lifecycle, Lifespan
 from ._limits import Authorize, Limits, authorized
 from ._logs import Summary, logger
 from ._metrics import HubMetrics
 from ._producers import ProducerFn
-from ._sources import Source, Wakeup, Writer
+from ._sources import Ending, Source, Wakeup, Writer
 from ._wire import Encoded, Event, encode
 
-__all__ = ["Hub", "Overflow", "Subscription", "TopicPolicy"]
+__all__ = ["Hub", "InvalidIdentity", "InvalidTopic", "Overflow", "Subscription", "TopicPolicy"]
 
 F = TypeVar("F", bound=ProducerFn)
 Hook = Callable[["Subscription"], Awaitable[None] | None]
@@ -50,8 +57,32 @@ DEFAULT_MAXSIZE = 256
 DEFAULT_HISTORY = 1000
 DEFAULT_HISTORY_AGE = 600.0
 DEFAULT_MAX_EVENT_BYTES = 1 << 20
-MAX_TOPIC_LENGTH = 200
-_TOPIC = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_TOPIC_LENGTH}}}")
+MAX_TOPIC_LENGTH = 200  # characters of a topic, and of an identity
+MAX_REASON_LENGTH = 500  # characters of the reason ``Hub.end`` shows the page
+# Unicode's control characters (C0, DEL, C1): topics and identities often come from requests, and
+# name Redis keys and log lines.
+_NAME = re.compile(rf"[^\x00-\x1f\x7f-\x9f]{{1,{MAX_TOPIC_LENGTH}}}")
+
+
+class _InvalidName(ValueError, HTTPException):
+    """A name that cannot be used: a ``ValueError`` for the code that passed it, and, raised
+    while a route handles a request, a 400 with this message (Starlette's exception handling,
+    which FastHTML and FastAPI share)."""
+
+    def __init__(self, message: str) -> None:
+        ValueError.__init__(self, message)
+        HTTPException.__init__(self, 400, message)
+
+    def __str__(self) -> str:
+        return self.detail
+
+
+class InvalidTopic(_InvalidName):
+    """A topic that is not 1 to ``Hub.MAX_TOPIC_LENGTH`` characters without control characters."""
+
+
+class InvalidIdentity(_InvalidName):
+    """An identity (``subscribe(identity=)``, ``end(identity=)``) that breaks the topics' rules."""
 
 
 class Overflow(enum.StrEnum):
@@ -86,6 +117,7 @@ class Subscription(Source):
     __slots__ = (
         "_active",
         "_closed",
+        "_ending",
         "_farewell",
         "_floor",
         "_held",
@@ -96,6 +128,7 @@ class Subscription(Source):
         "delivered",
         "dropped",
         "dropped_total",
+        "identity",
         "last_event_id",
         "maxsize",
         "overflow",
@@ -103,9 +136,17 @@ class Subscription(Source):
         "topics",
     )
 
-    def __init__(self, hub: Hub, topics: tuple[str, ...], maxsize: int, overflow: Overflow) -> None:
+    def __init__(
+        self,
+        hub: Hub,
+        topics: tuple[str, ...],
+        maxsize: int,
+        overflow: Overflow,
+        identity: str | None = None,
+    ) -> None:
         self._hub = hub
         self.topics = topics
+        self.identity = identity  # whom the app says it belongs to (``Hub.end(identity=)``)
         self.maxsize = maxsize
         self.overflow: Overflow = overflow
         self.dropped = 0  # dropped since the client last heard of it
@@ -121,6 +162,7 @@ class Subscription(Source):
         # While a replay is fetched, live events wait here with their ids, to be merged after it.
         self._held: list[tuple[EventId | None, Encoded]] | None = None
         self._farewell: bytes | None = None
+        self._ending: Ending | None = None  # the app ended it (``Hub.end``)
         # Live events up to this id were replayed (or the client had them from another worker).
         self._floor: EventId | None = None
         self._wakeup = Wakeup()
@@ -153,10 +195,25 @@ class Subscription(Source):
     def failed(self) -> bool:
         return False
 
+    @property
+    def ending(self) -> Ending | None:
+        return self._ending
+
+    def end(self, kind: KindName = Kind.STOP, reason: str | None = None) -> None:
+        """End this stream with the farewell of ``kind``, its status showing ``reason``.
+
+        ``Hub.end`` does it for every stream of a topic or identity, on every worker.
+        """
+        if self._closed:
+            return
+        self._ending = Ending(as_kind(kind), _check_reason(reason))
+        self.close()  # leaves the hub and wakes the stream, which writes the farewell
+
     def stats(self) -> dict[str, Any]:
         """This stream's buffering: its policy in force, what waits, what it lost."""
         return {
             "topics": list(self.topics),
+            "identity": self.identity,
             "maxsize": self.maxsize,
             "overflow": self.overflow,
             "pending": len(self._queue),
@@ -356,6 +413,7 @@ class Hub:
     """
 
     MAX_KEY_LENGTH: ClassVar[int] = MAX_KEY  # characters of a publish ``key``
+    MAX_TOPIC_LENGTH: ClassVar[int] = MAX_TOPIC_LENGTH  # characters of a topic or an identity
 
     def __init__(
         self,
@@ -389,7 +447,9 @@ class Hub:
         self.backend = backend or open_backend(url, history=history, history_age=history_age)
         self.backend.bind(self._deliver)  # in-process: delivering needs no start
         self.backend.watch_topics(lambda: tuple(self._topics), self._local_counts)
+        self.backend.on_end(self._end_here)
         self._topics: dict[str, set[Subscription]] = {}
+        self._identities: dict[str, set[Subscription]] = {}
         self._total = 0
         self._connect_hooks: list[Hook] = []
         self._disconnect_hooks: list[Hook] = []
@@ -468,17 +528,27 @@ class Hub:
     # -- pub/sub -------------------------------------------------------------------------------
 
     def subscribe(
-        self, *topics: str, maxsize: int | None = None, overflow: OverflowName | None = None
+        self,
+        *topics: str,
+        maxsize: int | None = None,
+        overflow: OverflowName | None = None,
+        identity: str | None = None,
     ) -> Subscription:
         """A subscription to ``topics``; pass it to ``EventStream``.
 
         Its buffering: ``maxsize`` and ``overflow`` if given, else those of the first of its
-        topics that has a policy, else the hub's.
+        topics that has a policy, else the hub's. ``identity`` says whom it belongs to (the
+        session's user, say), so that ``end(identity=...)`` can end it.
+
+        A topic or identity that breaks the rules (see ``InvalidTopic``) raises a ``ValueError``
+        that a route answers with 400.
         """
         if not topics:
-            raise ValueError("subscribe to at least one topic")
+            raise InvalidTopic("subscribe to at least one topic")
         for topic in topics:
             _check_topic(topic)
+        if identity is not None:
+            _check_identity(identity)
         overflow = _check_policy(maxsize, overflow)
         policy = next((self.policies[t] for t in topics if t in self.policies), TopicPolicy())
         return Subscription(
@@ -486,7 +556,38 @@ class Hub:
             tuple(dict.fromkeys(topics)),
             maxsize or policy.maxsize or self.maxsize,
             Overflow(overflow or policy.overflow or self.overflow),
+            identity,
         )
+
+    async def end(
+        self,
+        *,
+        topic: str | None = None,
+        identity: str | None = None,
+        kind: KindName = Kind.STOP,
+        reason: str | None = None,
+    ) -> int:
+        """End the streams of ``topic``, of ``identity``, or of that identity on that topic, on
+        every worker sharing the backend; the number ended in this process.
+
+        ``kind="stop"``: the client does not come back, and the page's status shows ``reason``
+        (escaped; the server's stop label if ``None``); ``"restart"``: it comes back after a
+        random delay, as after a restart. Other streams are untouched. The other workers end
+        theirs when the order reaches them; their count is not known here. Nothing stops a
+        client from opening a new stream: the route decides that (a signed-out session, say).
+
+        With Redis, raises ``BackendUnavailable`` when the order could not be sent (this
+        process's streams are ended): ending again is safe.
+        """
+        if topic is None and identity is None:
+            raise ValueError("end needs topic=, identity= or both")
+        if topic is not None:
+            _check_topic(topic)
+        if identity is not None:
+            _check_identity(identity)
+        order = EndOrder(str(as_kind(kind)), _check_reason(reason), topic, identity)
+        await self.start()
+        return await self.backend.end(order)
 
     async def publish(
         self, topic: str, data: Any = None, *, event: str | None = None, key: str | None = None
@@ -594,12 +695,36 @@ class Hub:
             for sub in self._topics.get(topic, ()):
                 sub.put(chunk)
 
+    def _end_here(self, order: EndOrder) -> int:
+        """End this process's subscriptions that ``order`` names; how many."""
+        if order.identity is not None:
+            chosen = set(self._identities.get(order.identity, ()))
+            if order.topic is not None:
+                chosen = {sub for sub in chosen if order.topic in sub.topics}
+        else:
+            assert order.topic is not None
+            chosen = set(self._topics.get(order.topic, ()))
+        try:
+            kind = as_kind(order.kind)
+        except ValueError:  # from a process that knows more kinds than this one
+            logger.warning("graceful-sse: an order to end streams with kind %r ignored", order.kind)
+            return 0
+        for sub in chosen:
+            sub.end(kind, order.reason)
+        if chosen:
+            named = (("topic", order.topic), ("identity", order.identity))
+            what = " and ".join(f"{name} {value!r}" for name, value in named if value is not None)
+            logger.info("graceful-sse: ended %d stream(s) of %s (%s)", len(chosen), what, kind)
+        return len(chosen)
+
     def _join(self, sub: Subscription) -> str:
         """Register ``sub`` for its topics; the id of the latest event, where it starts."""
         self._ensure_started()
         position = str(self.backend.last_id())
         for topic in sub.topics:
             self._topics.setdefault(topic, set()).add(sub)
+        if sub.identity is not None:
+            self._identities.setdefault(sub.identity, set()).add(sub)
         self._total += 1
         self.counters.connections_opened += 1
         return position
@@ -619,6 +744,12 @@ class Hub:
                 subs.discard(sub)
                 if not subs:
                     del self._topics[topic]
+        if sub.identity is not None:
+            owned = self._identities.get(sub.identity)
+            if owned is not None:
+                owned.discard(sub)
+                if not owned:
+                    del self._identities[sub.identity]
         self._total -= 1
         self.counters.connections_closed += 1
         self._run_hooks(self._disconnect_hooks, sub)
@@ -680,12 +811,31 @@ def _without_id(data: Any, event: str | None) -> Event:
 
 
 def _check_topic(topic: str) -> None:
-    # Topics often come from requests, and name Redis keys: no control characters, bounded.
-    if not isinstance(topic, str) or not _TOPIC.fullmatch(topic):
-        shown = repr(topic) if not isinstance(topic, str) or len(topic) <= 40 else repr(topic[:40]) + "…"
-        raise ValueError(
-            f"a topic is a str of 1 to {MAX_TOPIC_LENGTH} characters without control characters, not {shown}"
-        )
+    if not _valid_name(topic):
+        raise InvalidTopic(_name_rule("a topic", topic))
+
+
+def _check_identity(identity: str) -> None:
+    if not _valid_name(identity):
+        raise InvalidIdentity(_name_rule("an identity", identity))
+
+
+def _valid_name(name: object) -> bool:
+    return isinstance(name, str) and _NAME.fullmatch(name) is not None
+
+
+def _name_rule(what: str, name: object) -> str:
+    if isinstance(name, str) and len(name) > 40:
+        shown = f"{name[:40]!r}… ({len(name):,} characters)"
+    else:
+        shown = repr(name)
+    return f"{what} is a str of 1 to {MAX_TOPIC_LENGTH} characters without control characters, not {shown}"
+
+
+def _check_reason(reason: str | None) -> str | None:
+    if reason is not None and not (isinstance(reason, str) and len(reason) <= MAX_REASON_LENGTH):
+        raise ValueError(f"a reason is a str of at most {MAX_REASON_LENGTH} characters, not {reason!r:.60}")
+    return reason
 
 
 def _check_policy(maxsize: int | None, overflow: str | None) -> Overflow | None:

@@ -334,9 +334,16 @@ class Lifecycle:
         if handle.run is not None:
             handle.run.close_stream(handle, outcome)
 
-    def farewell(self, kind: KindName, status_id: str | None = None, *, named_status: bool = True) -> bytes:
-        """The bytes that end a stream told ``kind`` (see ``_farewell``)."""
-        return self.farewells.build(as_kind(kind), status_id, named_status=named_status)
+    def farewell(
+        self,
+        kind: KindName,
+        status_id: str | None = None,
+        *,
+        named_status: bool = True,
+        reason: str | None = None,
+    ) -> bytes:
+        """The bytes that end a stream told ``kind``, its status showing ``reason`` (see ``_farewell``)."""
+        return self.farewells.build(as_kind(kind), status_id, named_status=named_status, reason=reason)
 
     # -- shutdown ----------------------------------------------------------------------------
 

@@ -372,7 +372,7 @@ class _Stream(StreamHandle):
                         self._blocked.cancel()
                 elif self.timed_out:
                     return _Pumped.CUT
-                elif self.kind is not None:
+                elif self.kind is not None or source.ending is not None:
                     return _Pumped.TOLD
                 elif self.gone:
                     return _Pumped.GONE
@@ -420,8 +420,11 @@ class _Stream(StreamHandle):
 
     async def _farewell(self, prefix: bytes, named: bool, scope: Scope, receive: Receive) -> Outcome:
         """Write the farewell and end the body, within the lifecycle's flush bound."""
-        assert self.kind is not None
-        data = prefix + self.lifecycle.farewell(self.kind, self.status, named_status=named)
+        ending = self.source.ending  # the app ended it (``Hub.end``): its kind and reason
+        kind = self.kind if ending is None else ending.kind
+        assert kind is not None
+        reason = None if ending is None else ending.reason
+        data = prefix + self.lifecycle.farewell(kind, self.status, named_status=named, reason=reason)
         self._task = asyncio.current_task()
         try:
             if self.late:  # the drain may be over: this stream keeps its own bound

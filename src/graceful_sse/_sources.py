@@ -6,7 +6,8 @@ resolves that future from a callback. Nothing is cancelled in the common case, s
 thousand streams to end costs about as much as waking ten thousand tasks. A source offers each
 new chunk to its stream first (``Writer``): a stream at rest writes it from the producer's call.
 Hub subscriptions are sources themselves; ``Pump`` makes one of an application's generator by
-running it in a task of its own, one item ahead.
+running it in a task of its own, one item ahead. A source may also end its stream before the
+lifecycle does (``ending``: the app ended a hub subscription), with the same farewell.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ import asyncio
 import contextlib
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Generator, Iterable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from starlette.concurrency import iterate_in_threadpool
 
+from ._drain import Kind
 from ._logs import logger
 from ._wire import encode_item
 
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
     from ._lifecycle import Lifecycle
     from ._limits import Limits
 
-__all__ = ["Pump", "Source", "Wakeup", "Writer"]
+__all__ = ["Ending", "Pump", "Source", "Wakeup", "Writer"]
 
 CLOSE_TIMEOUT = 1.0  # how long an app's generator gets to run its clean-up
 
@@ -62,6 +65,14 @@ class Wakeup:
             future.set_result(None)
 
 
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a source asks its stream to end: the farewell of ``kind``, its status showing ``reason``."""
+
+    kind: Kind
+    reason: str | None = None
+
+
 class Writer(Protocol):
     """A stream that can take a chunk from whoever produced it, without a task switch."""
 
@@ -76,7 +87,8 @@ class Source(abc.ABC):
     ``Pump`` makes one of an app's generator; a hub ``Subscription`` is one. A source may bring
     what decides about its stream (``lifecycle``, ``limits``, ``authorized``); an
     ``EventStream``'s own arguments win over them. ``position``, once open, is the event id the
-    client can resume from (``None``: no ids).
+    client can resume from (``None``: no ids). ``ending``, once set (and ``wake`` called), ends
+    the stream with a farewell as a shutdown does.
     """
 
     __slots__ = ()
@@ -101,6 +113,11 @@ class Source(abc.ABC):
     def finite(self) -> bool:
         """It ends by itself (an app's generator): a shutdown may give it time to (``finish``)."""
         return False
+
+    @property
+    def ending(self) -> Ending | None:
+        """The farewell the source asks its stream to end with now (``None``: go on)."""
+        return None
 
     def resume(self, last_event_id: str | None) -> Self:
         """Start after the client's ``Last-Event-ID``; ``EventStream`` calls it before ``open``."""

@@ -6,6 +6,7 @@ swap (``hx-swap-oob``) of the indicator element. For htmx 2 it is an event named
 ``sse-status``, which ``SSEStream`` swaps with ``hx-swap="none"`` (only the indicator changes)
 and other clients ignore; htmx 4 (whose requests carry ``HX-Request``) swaps unnamed messages
 and never lets an out-of-band-only one clear its target, so there it is an unnamed message.
+A stream the app ended (``Hub.end``) shows the app's reason instead of the state's label.
 """
 
 from __future__ import annotations
@@ -36,10 +37,15 @@ LABELS: dict[str, str] = {
 RECONNECT_LABEL = "Reconnect"
 
 
-def status_html(state: State, status_id: str = DEFAULT_STATUS_ID, *, oob: bool = False) -> str:
-    """The indicator element in ``state``; a "Reconnect" link where the user must act."""
+def status_html(
+    state: State, status_id: str = DEFAULT_STATUS_ID, *, oob: bool = False, message: str | None = None
+) -> str:
+    """The indicator element in ``state``; a "Reconnect" link where the user must act.
+
+    ``message`` (the app's text, escaped here) replaces the state's label.
+    """
     sid = html.escape(status_id, quote=True)
-    label = html.escape(LABELS[state])
+    label = html.escape(LABELS[state] if message is None else message)
     # Without our script the link reloads the page; with it, the monitor reconnects in place.
     action = ""
     if state in ("stopped", "given-up"):
@@ -53,14 +59,23 @@ def status_html(state: State, status_id: str = DEFAULT_STATUS_ID, *, oob: bool =
 
 
 def status_event(
-    state: State, status_id: str = DEFAULT_STATUS_ID, *, named: bool = True, event_id: str | None = None
+    state: State,
+    status_id: str = DEFAULT_STATUS_ID,
+    *,
+    named: bool = True,
+    event_id: str | None = None,
+    message: str | None = None,
 ) -> Encoded:
     """The event that swaps the indicator out of band: ``sse-status``, or unnamed (htmx 4).
 
-    ``event_id`` gives the client a place to resume from even before its first real event.
+    ``event_id`` gives the client a place to resume from even before its first real event;
+    ``message`` is shown instead of the state's label (the app's text: not cached).
     """
     event = STATUS_EVENT if named else None
-    html = _status_html(state, status_id)
+    if message is None:
+        html = _status_html(state, status_id)
+    else:
+        html = status_html(state, status_id, oob=True, message=message)
     return Encoded(Event(event=event, id=event_id, data=html).encode())
 
 

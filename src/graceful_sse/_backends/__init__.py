@@ -4,15 +4,18 @@
 and ``unix://`` share them through Redis, so every worker and host reaches every subscriber and
 a client can replay after a restart. A backend gives each event its id, keeps the history,
 delivers events to the hub with ``deliver(topic, id, chunk)`` in id order, and answers replays;
-the hub does the fan-out to its own subscribers.
+the hub does the fan-out to its own subscribers. It also carries the app's orders to end streams
+(``EndOrder``) to every process, beside the events but never in their path.
 """
 
 from __future__ import annotations
 
 import abc
 import enum
+import json
 import os
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from .._history import EventId
@@ -25,6 +28,8 @@ __all__ = [
     "Backend",
     "BackendUnavailable",
     "Deliver",
+    "EndOrder",
+    "Ended",
     "NotPublished",
     "OutcomeUnknown",
     "Replay",
@@ -48,6 +53,38 @@ class ResetReason(enum.StrEnum):
 
 
 Deliver = Callable[[str, EventId, Encoded], None]
+
+
+@dataclass(frozen=True, slots=True)
+class EndOrder:
+    """The app's order to end streams (``Hub.end``): those of ``topic``, of ``identity``, or of
+    both at once, told ``kind`` (``"stop"`` or ``"restart"``) with ``reason`` for the page."""
+
+    kind: str
+    reason: str | None = None
+    topic: str | None = None
+    identity: str | None = None
+
+    def to_bytes(self) -> bytes:
+        """The order as another process reads it (``from_bytes``)."""
+        fields = {"kind": self.kind, "reason": self.reason, "topic": self.topic, "identity": self.identity}
+        return json.dumps(fields, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_bytes(cls, raw: bytes) -> EndOrder | None:
+        """The order, or ``None`` for bytes that are not one (another version, another app)."""
+        try:
+            fields = json.loads(raw)
+            order = cls(fields["kind"], fields["reason"], fields["topic"], fields["identity"])
+        except (ValueError, KeyError, TypeError):
+            return None
+        texts = (order.reason, order.topic, order.identity)
+        if not isinstance(order.kind, str) or not all(t is None or isinstance(t, str) for t in texts):
+            return None
+        return order
+
+
+Ended = Callable[[EndOrder], int]  # the hub ends its streams the order names; how many
 Reset = Callable[[Iterable[str], ResetReason], None]
 # What a client missed after its Last-Event-ID, in order, or why that cannot be told.
 Replay = list[tuple[EventId, Encoded]] | ResetReason
@@ -81,6 +118,7 @@ class Backend(abc.ABC):
     """
 
     url: str
+    _ended: Ended | None = None  # the hub's, once it binds itself (``on_end``)
 
     @abc.abstractmethod
     async def start(self, deliver: Deliver, reset: Reset) -> None:
@@ -116,6 +154,22 @@ class Backend(abc.ABC):
     async def presence(self, local: dict[str, int]) -> dict[str, int]:
         """Open subscriptions by topic (``"*"``: all) across every process; ``local``: this one's."""
         return dict(local)
+
+    def on_end(self, ended: Ended) -> None:
+        """The hub's side of ``end``: called with each order, from this process or another."""
+        self._ended = ended
+
+    async def end(self, order: EndOrder) -> int:
+        """End the streams ``order`` names here and in every other process sharing the backend;
+        how many ended here (the others' count is theirs). In-process by default.
+
+        A shared backend ends the local ones first, then sends the order, and raises
+        ``BackendUnavailable`` if it could not be sent: ending again is safe (a stream ends once).
+        """
+        return self._end_here(order)
+
+    def _end_here(self, order: EndOrder) -> int:
+        return 0 if self._ended is None else self._ended(order)
 
     def bind(self, deliver: Deliver) -> None:  # noqa: B027 - optional: most backends deliver once started
         """Deliver to ``deliver`` before ``start`` (an in-process backend needs no connection)."""

@@ -6,6 +6,8 @@
 - Each process holds one Pub/Sub subscription to that channel, whatever its number of clients,
   and sees every event in id order; a jump in the sequence (Redis went away, a slow reader) is
   filled from the streams, and what cannot be filled is told to the subscribers as ``reset``.
+- Ending streams (``Hub.end``): the order goes on a second channel the same Pub/Sub connection
+  listens to, so every process ends its own; the sender has already ended its.
 - Presence: each process writes its connection counts to a hash that expires unless refreshed.
 
 ``epoch`` is stored in Redis the first time a process connects, so ids are the same for every
@@ -37,6 +39,7 @@ from . import (
     Backend,
     BackendUnavailable,
     Deliver,
+    EndOrder,
     NotPublished,
     OutcomeUnknown,
     Replay,
@@ -100,10 +103,12 @@ class RedisBackend(Backend):
             "seq": f"{p}:seq",
             "last": f"{p}:last",
             "live": f"{p}:live",
+            "control": f"{p}:control",
             "trimmed": f"{p}:trimmed",
             "key": f"{p}:key",
         }
         self._me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._control = self._keys["control"].encode()  # the channel as the reader sees it
         self._epoch = 0
         self._last = EventId(0, 0)  # the newest event delivered here
         self._deliver: Deliver | None = None
@@ -223,6 +228,21 @@ class RedisBackend(Backend):
                 continue
             self._outbox.popleft()
 
+    async def end(self, order: EndOrder) -> int:
+        ended = self._end_here(order)
+        assert self._client is not None
+        message = self._me.encode() + b"\n" + order.to_bytes()
+        try:
+            await self._client.publish(self._keys["control"], message)
+        except (RedisError, OSError) as exc:
+            self._went_down(exc)
+            raise BackendUnavailable(
+                f"ended {ended} stream(s) in this process, but Redis at {_shown(self.url)} is "
+                f"unavailable, so the other workers may not have been told ({_reason(exc)}): "
+                "end them again (a stream ends once)"
+            ) from exc
+        return ended
+
     # -- delivery ------------------------------------------------------------------------------
 
     async def _read(self) -> None:
@@ -231,13 +251,17 @@ class RedisBackend(Backend):
             assert self._client is not None
             pubsub = self._client.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self._keys["live"])
+                await pubsub.subscribe(self._keys["live"], self._keys["control"])
                 await self._catch_up()
                 self._came_back()
                 delay = 0.5
                 while True:
                     message = await pubsub.get_message(timeout=None)
-                    if message is not None and message["type"] == "message":
+                    if message is None or message["type"] != "message":
+                        continue
+                    if message["channel"] == self._control:
+                        self._on_control(message["data"])
+                    else:
                         await self._on_message(message["data"])
             except (RedisError, OSError) as exc:
                 self._went_down(exc)
@@ -264,6 +288,14 @@ class RedisBackend(Backend):
         self._last = event_id
         assert self._deliver is not None
         self._deliver(topic.decode(), event_id, Encoded(chunk))
+
+    def _on_control(self, data: bytes) -> None:
+        sender, _, raw = data.partition(b"\n")
+        order = EndOrder.from_bytes(raw)
+        if order is None:
+            logger.warning("graceful-sse: an order to end streams from Redis could not be read; ignored")
+        elif sender.decode(errors="replace") != self._me:  # the sender ended its own already
+            self._end_here(order)
 
     async def _catch_up(self) -> None:
         """After (re)connecting: deliver what was published while this process did not listen."""

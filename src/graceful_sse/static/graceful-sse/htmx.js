@@ -15,7 +15,7 @@
 
   var {
     GracefulEventSource, NEEDS_ACTION, CONNECT_SELECTOR, announce, isStreamElement, optionsOf,
-    reopenElement, fullJitter, askStatus, retryAfterMs
+    reopenElement, fullJitter, askStatus, retryAfterMs, farewellMessage
   } = parts;
 
   /** @returns {boolean} whether the page's htmx is htmx 4 */
@@ -39,12 +39,13 @@
    * @param {Element} elt
    * @param {string} state
    * @param {string} [reason]
+   * @param {string} [message] the app's reason for ending the stream (page.js renderStatus)
    */
-  function setHtmx4State(elt, state, reason) {
+  function setHtmx4State(elt, state, reason, message) {
     var previous = htmx4State.get(elt);
     if (previous && previous.state === state && previous.reason === (reason || "")) return;
     htmx4State.set(elt, { state: state, reason: reason || "" });
-    announce(elt, state, previous && previous.state, reason);
+    announce(elt, state, previous && previous.state, reason, message);
   }
 
   /**
@@ -149,7 +150,9 @@
       }
     });
     document.addEventListener("restart", function (e) { if (isStreamElement(e.target)) setHtmx4State(e.target, "restarting"); });
-    document.addEventListener("shutdown", function (e) { if (isStreamElement(e.target)) setHtmx4State(e.target, "stopped"); });
+    document.addEventListener("shutdown", function (e) {
+      if (isStreamElement(e.target)) setHtmx4State(e.target, "stopped", "", farewellMessage((e.detail && e.detail.data) || ""));
+    });
     document.addEventListener("htmx:sse:close", function (e) {
       var reason = e.detail && e.detail.reason;
       if (!NEEDS_ACTION[htmx4StateOf(e.target)] && reason === "ended") setHtmx4State(e.target, "given-up");

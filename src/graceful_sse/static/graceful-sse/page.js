@@ -136,15 +136,16 @@
    * @param {?Element} elt a stream element
    * @param {string} state
    * @param {string} [reason] e.g. "forbidden"
+   * @param {string} [message] the app's own words (a farewell's reason), shown instead of the label
    */
-  function renderStatus(elt, state, reason) {
+  function renderStatus(elt, state, reason, message) {
     var indicator = indicatorFor(elt);
     if (!indicator) return;
     indicator.setAttribute("data-state", state);
     if (reason) indicator.setAttribute("data-reason", reason); else indicator.removeAttribute("data-reason");
     var label = indicator.querySelector(".sse-label");
     var labels = labelsFor(elt);
-    if (label) label.textContent = labels[reason] || labels[state] || state;
+    if (label) label.textContent = message || labels[reason] || labels[state] || state;
     var action = indicator.querySelector("[data-sse-reconnect]");
     if (NEEDS_ACTION[state] && !action) {
       action = document.createElement("a");
@@ -164,14 +165,25 @@
    * @param {string} state
    * @param {?string} previous the state before, if any
    * @param {string} [reason]
+   * @param {string} [message] see renderStatus
    */
-  function announce(elt, state, previous, reason) {
-    renderStatus(elt, state, reason);
-    var detail = { state: state, previous: previous, reason: reason || "" };
+  function announce(elt, state, previous, reason, message) {
+    renderStatus(elt, state, reason, message);
+    var detail = { state: state, previous: previous, reason: reason || "", message: message || "" };
     if (elt) elt.dispatchEvent(new CustomEvent("sse:state", { bubbles: true, detail: detail }));
   }
 
+  /**
+   * @param {string} data a farewell's data (JSON)
+   * @returns {string} the reason the app ended the stream with (Hub.end), or ""
+   */
+  function farewellMessage(data) {
+    try { var reason = JSON.parse(data).reason; return typeof reason === "string" ? reason : ""; }
+    catch (e) { return ""; }
+  }
+
   parts.DEFAULT_LABELS = DEFAULT_LABELS;
+  parts.farewellMessage = farewellMessage;
   parts.NEEDS_ACTION = NEEDS_ACTION;
   parts.CONNECT_SELECTOR = CONNECT_SELECTOR;
   parts.absolute = absolute;

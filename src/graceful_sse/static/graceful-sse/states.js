@@ -28,7 +28,7 @@
   "use strict";
   if (!parts) return; // loaded already, or page.js did not run first
 
-  var { GracefulEventSource, CONNECTING, OPEN, CLOSED, announce, findElement, reopenElement } = parts;
+  var { GracefulEventSource, CONNECTING, OPEN, CLOSED, announce, findElement, reopenElement, farewellMessage } = parts;
 
   /* ---- backoff and the HEAD probe (htmx.js uses them too) ----------------------------------- */
 
@@ -85,8 +85,9 @@
    * Enter a state: relay it to the tabs we lead, show it and fire `sse:state` (once per change).
    * @param {string} state
    * @param {string} [reason]
+   * @param {string} [message] the app's reason for ending the stream, shown by the indicator
    */
-  proto._setState = function (state, reason) {
+  proto._setState = function (state, reason, message) {
     var previous = this._state;
     reason = reason || "";
     if (previous === state && this._reason === reason) return;
@@ -95,7 +96,7 @@
     var elt = findElement(this.url);
     if (elt) this._elt = elt;
     this._post({ kind: "state", state: state, reason: reason });
-    announce(this._elt, state, previous, reason);
+    announce(this._elt, state, previous, reason, message);
   };
 
   /** Open the connection, resuming after the last event id; offline: wait to be online. */
@@ -122,7 +123,7 @@
    */
   proto._deliver = function (type, data, lastEventId) {
     if (lastEventId) this._lastEventId = lastEventId;
-    if (type === "shutdown") this._stopped();
+    if (type === "shutdown") this._stopped("", farewellMessage(data));
     if (type === "restart") { this._restartNoticed = true; this._setState("restarting"); }
     this._dispatchMessage(type, data, lastEventId);
   };
@@ -130,12 +131,13 @@
   /**
    * The server is gone for good, or will not serve us: never ask it again until the user says so.
    * @param {string} [reason] "forbidden" after a 403
+   * @param {string} [message] the app's reason (a `shutdown` from Hub.end)
    */
-  proto._stopped = function (reason) {
+  proto._stopped = function (reason, message) {
     this._closeReal();
     this._clearTimer();
     this.readyState = CLOSED;
-    this._setState("stopped", reason);
+    this._setState("stopped", reason, message);
   };
 
   /**
