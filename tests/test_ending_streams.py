@@ -43,7 +43,9 @@ async def _streams(
     app = App()
     for name, (topics, identity) in subscriptions.items():
         client = clients[name] = Client()
-        tasks.append(serve(EventStream(hub.subscribe(*topics, identity=identity)), client, app))
+        # As an htmx page's stream (htmx=1): its status events carry the reason the page shows.
+        stream = EventStream(hub.subscribe(*topics, identity=identity))
+        tasks.append(serve(stream, client, app, query="htmx=1"))
     try:
         async with asyncio.timeout(2):
             for client in clients.values():
@@ -296,8 +298,12 @@ def _farewell(stream: Stream) -> str | None:
 @pytest.mark.parametrize(
     ("order", "ended", "kind"),
     [
-        ({"identity": "alice", "kind": "stop", "reason": "Signed out"}, ["/feed?user=alice"], "shutdown"),
-        ({"topic": "room", "kind": "restart", "reason": "Room closed"}, ["/room?user=bob"], "restart"),
+        (
+            {"identity": "alice", "kind": "stop", "reason": "Signed out"},
+            ["/feed?user=alice&htmx=1"],
+            "shutdown",
+        ),
+        ({"topic": "room", "kind": "restart", "reason": "Room closed"}, ["/room?user=bob&htmx=1"], "restart"),
     ],
     ids=["identity-stop", "topic-restart"],
 )
@@ -306,7 +312,7 @@ async def test_an_order_on_one_worker_ends_those_streams_on_both_and_no_others(
 ) -> None:
     port = free_port()
     env = {"SSE_BROKER_URL": f"{redis.url}?prefix=end{port}"}
-    paths = ["/feed?user=alice", "/feed?user=bob", "/room?user=bob"] * 5
+    paths = ["/feed?user=alice&htmx=1", "/feed?user=bob&htmx=1", "/room?user=bob&htmx=1"] * 5
     with running(_two_workers(port), port, tmp_path / "server.log", env=env, ready_path="/health") as server:
         async with _spread_streams(server.url, paths, ended) as streams:
             async with httpx.AsyncClient() as client:
