@@ -80,8 +80,9 @@ def shifted(page: Page) -> list[str]:
 class Links:
     """Maps a link written for the repository to one that works on the site."""
 
-    def __init__(self, anchor_pages: dict[str, str], docs_dir: Path) -> None:
-        self.anchor_pages = anchor_pages
+    def __init__(self, pages: list[Page], docs_dir: Path) -> None:
+        self.anchor_pages = anchors(pages)
+        self.tops = {slug(headings(page.lines)[0][2]) for page in pages if headings(page.lines)}
         self.docs_dir = docs_dir
         self.images: set[str] = set()  # repository files to copy to the site, at the same path
 
@@ -99,8 +100,9 @@ class Links:
 
     def _site_target(self, page: Page, target: str) -> str | None:
         path, _, anchor = target.partition("#")
-        if not path:  # a section of the README, now perhaps on another page
-            return f"{self.anchor_pages.get(anchor, page.path)}#{anchor}"
+        if not path:  # a section of the README, now perhaps on another page (or that page itself)
+            target = self.anchor_pages.get(anchor, page.path)
+            return target if anchor in self.tops else f"{target}#{anchor}"
         repo = posixpath.normpath(posixpath.join(posixpath.dirname(page.source), path))
         suffix = f"#{anchor}" if anchor else ""
         if repo == "README.md":
@@ -118,7 +120,7 @@ class Links:
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     docs_dir = Path(config.docs_dir)
     pages = readme_pages((ROOT / "README.md").read_text().splitlines())
-    links = Links(anchors(pages), docs_dir)
+    links = Links(pages, docs_dir)
     pages += [
         Page(path, source, (ROOT / source).read_text().splitlines()) for source, path in MOUNTED.items()
     ]
