@@ -6,7 +6,7 @@
         return Titled("Live", SSEStatus(), SSEStream("/updates", Div(id="feed"), target="#feed"))
 
 Named in capitals, as FastHTML's own components are. Requires ``python-fasthtml`` (the
-``graceful-sse[fasthtml]`` extra).
+``fasthtml`` extra).
 """
 
 from __future__ import annotations

@@ -400,13 +400,13 @@ class Hub:
     """Publish/subscribe by topic.
 
     ``url`` chooses the backend: ``memory://`` (default; this process only) or ``redis://...``
-    (every worker and host; needs ``graceful-sse[redis]``); ``None`` reads ``$SSE_BROKER_URL``.
+    (every worker and host; needs the ``redis`` extra); ``None`` reads ``$SSE_BROKER_URL``.
     ``lifecycle`` is the shutdown lifecycle the hub's streams follow (a default one if not
     given); ``hub.lifespan`` starts and stops it and the backend with the app, and
     ``@hub.producer`` registers background producers on it. ``maxsize`` and ``overflow`` are the
     default buffering of each subscriber, ``topics`` overrides them per topic, and
     ``subscribe(..., maxsize=, overflow=)`` per subscription.
-    ``limits`` (``graceful_sse._limits.Limits``) caps the streams of its subscriptions (503 with
+    ``limits`` (a ``graceful_sse.Limits``) caps the streams of its subscriptions (503 with
     ``Retry-After``); ``authorize(request, topic)`` (sync or async) may refuse a topic (403).
     ``max_event_bytes`` (1 MiB; ``None``: no limit) refuses bigger events at the publisher with a
     ``ValueError``.
@@ -670,7 +670,7 @@ class Hub:
         return [sub.stats() for sub in seen.values()]
 
     def metrics(self) -> dict[str, Any]:
-        """Counters for this process (see ``graceful_sse._metrics``), as a plain dict."""
+        """Counters for this process (``HubMetrics`` and the current gauges), as a plain dict."""
         values: dict[str, Any] = self.counters.as_dict()
         values["connections"] = self._total
         values["topics"] = {topic: len(subs) for topic, subs in self._topics.items()}
