@@ -119,7 +119,7 @@ def test_a_test_that_times_out_by_the_thread_method_leaves_nothing_behind(tmp_pa
         assert run.left() == []
 
 
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(180)  # 43 s at most so far, beside other tests on a busy machine
 def test_a_run_stopped_by_x_then_ctrl_c_twice_leaves_nothing_behind(tmp_path: Path) -> None:
     """``-x`` under xdist stops after the first failure but lets the other worker's test go on,
     holding its processes (Chromium too); an impatient user presses Ctrl+C twice, the second one
