@@ -97,7 +97,7 @@ def _run(args: list[str], out: Path, within: float) -> str:
 
 
 @pytest.mark.redis
-@pytest.mark.timeout(240)  # up to 56 s beside other tests' servers on a busy machine (load 18)
+@pytest.mark.timeout(240)  # 20 to 56 s beside other tests' servers on a busy machine
 @pytest.mark.parametrize("half", list(HUB_HALVES))
 def test_the_hub_benchmark_runs_and_writes_its_tables(tmp_path: Path, half: str) -> None:
     part = HUB_HALVES[half]
@@ -109,10 +109,10 @@ def test_the_hub_benchmark_runs_and_writes_its_tables(tmp_path: Path, half: str)
     assert (tmp_path / "hub.png").exists()
 
 
-@pytest.mark.timeout(120)  # 26 to 37 s on a busy machine
+@pytest.mark.timeout(180)  # 26 to 57 s on a busy machine (the most beside the hub's halves)
 def test_the_shutdown_benchmark_runs_and_writes_its_table(tmp_path: Path) -> None:
     args = ["benchmarks/shutdown/run.py", "--sizes", "50", "--repeats", "1", "--cap", "5"]
-    table = _run(args, tmp_path, within=100)
+    table = _run(args, tmp_path, within=160)
     assert "graceful_sse in FastHTML" in table and "| 100% | 100% |" in table
     for label in ("FastHTML, Granian", "sse-starlette, shutdown_event", "FastAPI EventSourceResponse"):
         assert label in table
