@@ -1,13 +1,18 @@
-"""Fixtures shared by the tests: the async runner, signal handlers, Redis, Chromium."""
+"""Fixtures shared by the tests: the async runner, signal handlers, Redis, Chromium; and the
+session's guard against processes left behind."""
 
 from __future__ import annotations
 
+import os
 import signal
-from collections.abc import Iterator
-from typing import TYPE_CHECKING
+import uuid
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+from xdist import is_xdist_worker
 
+from harness import OWNER_VAR, SESSION_VAR, Watchdog, describe, reap, session_processes
 from redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -52,3 +57,62 @@ def context(browser: Browser) -> Iterator[BrowserContext]:
     ctx = browser.new_context(viewport={"width": 1100, "height": 800})
     yield ctx
     ctx.close()
+
+
+class ProcessGuard:
+    """No process a test started outlives the session, and a session that leaves one fails.
+
+    Each pytest process (xdist's controller and workers alike) marks the environment its tests'
+    processes inherit, and starts a :class:`harness.Watchdog` that reaps them if it dies without
+    tearing down. At the end of the session, after every fixture's teardown (and, on the
+    controller, after xdist has ended its workers), whatever still carries the mark is named in
+    the summary and killed, and a run that had passed fails.
+    """
+
+    def __init__(self) -> None:
+        self.session_id = ""
+        self.watchdog: Watchdog | None = None
+        self.left_behind: list[str] = []
+
+    @pytest.hookimpl(tryfirst=True)  # before xdist starts its workers (they inherit the mark)
+    def pytest_sessionstart(self, session: pytest.Session) -> None:
+        # The environment is the one channel that reaches every descendant, however it is started.
+        if not (is_xdist_worker(session) and SESSION_VAR in os.environ):
+            os.environ[SESSION_VAR] = uuid.uuid4().hex
+        self.session_id = os.environ[SESSION_VAR]
+        os.environ[OWNER_VAR] = str(os.getpid())
+        self.watchdog = Watchdog(self.session_id, os.getpid())
+
+    @pytest.hookimpl(hookwrapper=True, trylast=True)  # innermost: after the session's teardown
+    def pytest_sessionfinish(self, session: pytest.Session) -> Generator[None, None, None]:
+        yield
+        worker = is_xdist_worker(session)
+        # A worker answers for its own tests; the controller (or a run without xdist) for all.
+        left = session_processes(self.session_id, os.getpid() if worker else None)
+        self.left_behind += [describe(p) for p in left]
+        reap(left)
+        if worker:
+            workeroutput: dict[str, Any] = session.config.workeroutput  # type: ignore[attr-defined]
+            workeroutput["left_behind"] = self.left_behind
+        elif self.left_behind and session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+    @pytest.hookimpl(optionalhook=True)  # an xdist hook: a run with -p no:xdist has none
+    def pytest_testnodedown(self, node: Any, error: object) -> None:
+        """xdist's controller: what a worker that finished its session found left behind."""
+        if error is None:
+            self.left_behind += node.workeroutput.get("left_behind", [])
+
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        if self.left_behind:
+            terminalreporter.section("processes left behind by the tests (killed now)", sep="!", red=True)
+            for line in self.left_behind:
+                terminalreporter.line(line, red=True)
+
+    def pytest_unconfigure(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.close()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(ProcessGuard(), "graceful_sse_process_guard")

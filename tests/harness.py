@@ -10,11 +10,12 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import psutil
 
 from sse_parser import ParsedEvent, SSEParser
 
@@ -151,10 +152,7 @@ class Server:
         raise TimeoutError(f"processes of {self.mode.name} still alive after {timeout} s")
 
     def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGKILL)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
+        kill_tree(self.proc)
         self._log.close()
 
 
@@ -262,18 +260,126 @@ BURN = "import signal, sys; signal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile 
 
 
 @contextlib.contextmanager
-def busy_machine(burners: int | None = None) -> Iterator[int]:
+def busy_machine(burners: int | None = None, niceness: int = 0) -> Iterator[int]:
     """CPU-burning processes keeping every core busy (one more than the cores), ended after.
 
     They run in a process group of their own, so that a Ctrl+C sent to a server's group does
-    not reach them, and they ignore SIGINT in case one does.
+    not reach them, and they ignore SIGINT in case one does. With ``niceness`` 19 they take only
+    what nothing else wants (a test of the burners themselves, not of the code beside them).
     """
     count = burners if burners is not None else (os.cpu_count() or 2) + 1
-    procs = [subprocess.Popen([sys.executable, "-c", BURN], start_new_session=True) for _ in range(count)]
+    burn = [sys.executable, "-c", f"import os; os.nice({niceness})\n{BURN}"]
+    procs = [subprocess.Popen(burn, start_new_session=True) for _ in range(count)]
     try:
         yield count
     finally:
         for proc in procs:
+            kill_tree(proc)
+
+
+# ---- what a test session starts, and what it leaves behind ------------------------------------
+#
+# conftest.py marks the session's environment with SESSION_VAR (one id for the whole run, xdist's
+# workers included) and OWNER_VAR (the pid of the pytest process, controller or worker). Every
+# process a test starts inherits both, however it is started (a server, redis-server, Chromium
+# through playwright's driver, a benchmark's own servers and clients): so whatever is still alive
+# at the end can be found by its environment, even in a session of its own, even orphaned.
+
+SESSION_VAR = "GRACEFUL_SSE_TEST_SESSION"
+OWNER_VAR = "GRACEFUL_SSE_TEST_OWNER"
+KILL_WAIT = 5.0  # seconds a SIGKILLed process may take to be gone (a loaded machine, a big heap)
+
+
+def kill_tree(proc: subprocess.Popen[bytes] | subprocess.Popen[str], wait: float = KILL_WAIT) -> None:
+    """SIGKILL the process group ``proc`` leads and every descendant of ``proc`` (a benchmark's
+    servers are in sessions of their own), then reap ``proc`` within ``wait`` seconds."""
+    try:
+        descendants = psutil.Process(proc.pid).children(recursive=True)
+    except psutil.Error:
+        descendants = []
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    reap(descendants, wait)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=wait)
+
+
+def session_processes(session: str, owner: int | None = None) -> list[psutil.Process]:
+    """The live processes marked with test session ``session`` (and started under pytest process
+    ``owner``, if given), this one aside."""
+    marks = {SESSION_VAR: session} if owner is None else {SESSION_VAR: session, OWNER_VAR: str(owner)}
+    return marked_processes(marks)
+
+
+def marked_processes(marks: dict[str, str]) -> list[psutil.Process]:
+    """The live processes whose environment has every one of ``marks``, this one aside."""
+    found = []
+    for proc in psutil.process_iter():
+        if proc.pid == os.getpid():
+            continue
+        try:
+            env = proc.environ()
+            if all(env.get(k) == v for k, v in marks.items()) and proc.status() != psutil.STATUS_ZOMBIE:
+                found.append(proc)
+        except psutil.Error:  # gone meanwhile, or not ours to read
+            continue
+    return found
+
+
+def describe(proc: psutil.Process) -> str:
+    try:
+        return f"pid {proc.pid}: {' '.join(proc.cmdline())[:160]}"
+    except psutil.Error:
+        return f"pid {proc.pid} (gone)"
+
+
+def reap(procs: Iterable[psutil.Process], wait: float = KILL_WAIT) -> None:
+    """SIGKILL ``procs`` and the process groups they lead, and wait up to ``wait`` s for them."""
+    procs = list(procs)
+    for proc in list(procs):  # and what they started, before a kill reparents it
+        with contextlib.suppress(psutil.Error):
+            procs += proc.children(recursive=True)
+    procs = list({p.pid: p for p in procs}.values())
+    pids = {p.pid for p in procs}
+    for proc in procs:
+        with contextlib.suppress(OSError):
+            # A group only when its leader is one of them: never the group of the pytest run.
+            if os.getpgid(proc.pid) in pids:
+                os.killpg(proc.pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.Error):
             proc.kill()
-        for proc in procs:
-            proc.wait(timeout=5)
+    psutil.wait_procs(procs, timeout=wait)
+
+
+_WATCHDOG = """
+import signal, sys
+import harness
+signal.signal(signal.SIGINT, signal.SIG_IGN)
+sys.stdin.buffer.read()  # returns when the owner closes the pipe or dies, however it dies
+harness.reap(harness.session_processes(sys.argv[1], int(sys.argv[2])))
+"""
+
+
+class Watchdog:
+    """A process of its own that reaps what pytest process ``owner`` started once ``owner`` ends.
+
+    Teardown cannot run when pytest-timeout's thread method calls ``os._exit``, when xdist SIGKILLs
+    a worker that does not stop within 10 s (``-x``, Ctrl+C), or on a second Ctrl+C in the middle
+    of a teardown; the watchdog's end of a pipe closes in every one of those cases.
+    """
+
+    def __init__(self, session: str, owner: int) -> None:
+        env = {k: v for k, v in os.environ.items() if k not in (SESSION_VAR, OWNER_VAR)}
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(__file__).parent), env.get("PYTHONPATH", "")])
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _WATCHDOG, session, str(owner)],
+            stdin=subprocess.PIPE,
+            env=env,
+            start_new_session=True,  # a Ctrl+C to the run's group does not reach it
+        )
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=2 * KILL_WAIT)

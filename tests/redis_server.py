@@ -9,9 +9,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from harness import free_port
+from harness import free_port, kill_tree
 
 DISKLESS = ("--save", "", "--appendonly", "no")
+# redis-server writes its title over its environment, where the test session's mark is (harness's
+# SESSION_VAR): without this, a redis-server left behind could not be found.
+OWN_TITLE = ("--set-proc-title", "no")
 
 
 class RedisServer:
@@ -33,18 +36,31 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def command(self) -> list[str]:
-        return [self.binary, *("--port", str(self.port), "--bind", "127.0.0.1"), *DISKLESS, *self.args]
+        return [
+            self.binary,
+            *("--port", str(self.port), "--bind", "127.0.0.1"),
+            *DISKLESS,
+            *OWN_TITLE,
+            *self.args,
+        ]
 
     def start(self) -> None:
         argv = self.command()
+        # A session of its own, like the servers: a Ctrl+C to the test run's group leaves it to
+        # the teardown (which a second Ctrl+C may cut short: then the session's watchdog reaps it).
         self.proc = subprocess.Popen(
-            argv, cwd=self.workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            argv,
+            cwd=self.workdir,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
         )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             if self.ping():
                 return
             time.sleep(0.05)
+        self.kill()
         raise RuntimeError(f"{' '.join(argv)} did not answer on port {self.port}")
 
     def ping(self) -> bool:
@@ -67,8 +83,7 @@ class RedisServer:
     def kill(self) -> None:
         if self.proc is not None:
             self.proc.send_signal(signal.SIGCONT)  # a paused one too
-            self.proc.kill()
-            self.proc.wait(5)
+            kill_tree(self.proc)
             self.proc = None
 
     def restart(self) -> None:
@@ -94,7 +109,7 @@ class SentinelServer(RedisServer):
             f"sentinel down-after-milliseconds {self.SERVICE} 500\n"
             f"sentinel failover-timeout {self.SERVICE} 3000\n"
         )
-        return [self.binary, str(config), "--sentinel"]
+        return [self.binary, str(config), "--sentinel", *OWN_TITLE]
 
     def primary(self) -> int:
         """The port of the primary it names now."""

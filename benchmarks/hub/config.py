@@ -28,6 +28,7 @@ class HubConfig:
     no_slow: bool = field(metadata=UNRECORDED)
     only_slow: bool = field(metadata=UNRECORDED)
     only_topics: bool = field(metadata=UNRECORDED)
+    scenario_apps: list[str] = field(metadata=UNRECORDED)  # of the topic and slow-client runs
     client_procs: int  # load-client processes (streams split)
     inflight: int  # streams between connect and first bytes
     max_other: float  # measure again when other processes used more than this share of the CPU

@@ -204,14 +204,14 @@ def server_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[di
 
 def topic_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
     sizes = [] if cfg.only_slow else cfg.topic_sizes
-    keys = [a for a in cfg.apps if APPS[a].topics]
+    keys = [a for a in cfg.scenario_apps if APPS[a].topics]
     return runs_of("topics", sizes, keys, topic_run, lambda r: [topic_line(r)], cfg, ledger, record)
 
 
 def slow_runs(cfg: HubConfig, ledger: CpuLedger, record: RunRecord) -> list[dict[str, Any]]:
     sizes = [] if cfg.no_slow or cfg.only_topics else [cfg.slow_n]
     # one process only: its RSS is sampled on one connection, its publishes timed in-process
-    keys = [a for a in cfg.apps if APPS[a].workers == 1]
+    keys = [a for a in cfg.scenario_apps if APPS[a].workers == 1]
     return runs_of("slow client", sizes, keys, slow_run, slow_lines, cfg, ledger, record)
 
 

@@ -60,6 +60,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--sizes", default="1000,5000,10000", help="idle streams per latency/memory run")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--apps", default="all", help=f"comma-separated, or all: {','.join(APPS)}")
+    p.add_argument(
+        "--scenario-apps",
+        default="same",
+        help="apps of the topic and slow-client scenarios, comma-separated, or same (those of --apps);"
+        " the test suite's smoke run names one, so that every app runs once and each scenario too",
+    )
     p.add_argument("--publishes", type=int, default=20, help="events per latency measurement")
     p.add_argument("--spacing", type=float, default=0.2, help="seconds between those publishes")
     p.add_argument("--size", type=int, default=64, help="event data bytes for latency and throughput")
@@ -112,7 +118,8 @@ def config(p: argparse.ArgumentParser, args: argparse.Namespace) -> HubConfig:
         args.slow_n, args.slow_seconds, args.topic_rounds = 200, "2,6", 3
     sizes = [int(s) for s in args.sizes.split(",")]
     apps = list(APPS) if args.apps == "all" else args.apps.split(",")
-    for a in apps:
+    scenario_apps = apps if args.scenario_apps == "same" else args.scenario_apps.split(",")
+    for a in apps + scenario_apps:
         if a not in APPS:
             p.error(f"unknown app {a!r}; known: {', '.join(APPS)}")
     return from_args(
@@ -120,6 +127,7 @@ def config(p: argparse.ArgumentParser, args: argparse.Namespace) -> HubConfig:
         args,
         sizes=sizes,
         apps=apps,
+        scenario_apps=scenario_apps,
         tput_sizes=[max(sizes)] if args.tput_sizes == "max" else [int(s) for s in args.tput_sizes.split(",")],
         slow_seconds=[float(s) for s in args.slow_seconds.split(",")],
         topic_sizes=[] if args.topic_sizes == "none" else [int(s) for s in args.topic_sizes.split(",")],
