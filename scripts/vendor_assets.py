@@ -2,7 +2,7 @@
 """Vendor pinned browser assets (htmx and its SSE extensions) from the npm registry.
 
 Usage:
-    python3 scripts/vendor_assets.py           # download, verify, write files + manifest
+    python3 scripts/vendor_assets.py           # download, verify, write files + manifests
     python3 scripts/vendor_assets.py --check   # download, verify, compare; write nothing
 
 For every pinned package the script fetches the registry metadata
@@ -11,6 +11,11 @@ For every pinned package the script fetches the registry metadata
 copies only the chosen members into ``src/graceful_sse/static/vendor/<dir>/``.  It then
 writes ``src/graceful_sse/static/vendor/manifest.json`` (sorted keys, trailing newline, no
 timestamps), so two runs give byte-for-byte identical files.
+
+The same goes for ``tests/apps/cdn/``: what FastHTML's default headers load from the jsdelivr CDN
+(``fast_app(htmx4=True, exts="sse4")``: htmx.org 4.0.0), laid out as the CDN's paths, so that the
+browser tests answer the CDN with the very files it serves (this machine cannot reach it). These
+are test fixtures, not shipped in the package.
 
 Standard library only (Python 3.11+).
 """
@@ -35,6 +40,7 @@ from typing import Any
 REGISTRY = "https://registry.npmjs.org"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 VENDOR_ROOT = REPO_ROOT / "src" / "graceful_sse" / "static" / "vendor"
+CDN_ROOT = REPO_ROOT / "tests" / "apps" / "cdn"
 MANIFEST_NAME = "manifest.json"
 USER_AGENT = "graceful-sse-vendor-assets/1 (+python urllib)"
 
@@ -55,6 +61,7 @@ class Pin:
     # Only for packages whose package.json has no "license" field: a string that must
     # appear in the licence file, so the identifier above is checked against the text.
     license_text_marker: str | None = None
+    root: Path = VENDOR_ROOT  # the tree (with its own manifest) the directory is in
 
 
 PINS: tuple[Pin, ...] = (
@@ -99,7 +106,26 @@ PINS: tuple[Pin, ...] = (
         license="0BSD",
         license_file="LICENSE",
     ),
+    # What fasthtml.core.htmx4src and htmx_exts["sse4"] load (python-fasthtml 0.14.14), at the
+    # CDN's paths (https://cdn.jsdelivr.net/npm/htmx.org@4.0.0/dist/...).
+    Pin(
+        directory="npm/htmx.org@4.0.0",
+        package="htmx.org",
+        version="4.0.0",
+        integrity=(
+            "sha512-T/171FUY93Kdfp8t+DnHdk45QvKRiBhVhhrwSzrXgUi4pHKvhp77dUA/qg8FAjsFWPIHNbmUuIdCrcVHuiZWng=="
+        ),
+        files={
+            "dist/htmx.min.js": "package/dist/htmx.min.js",
+            "dist/ext/hx-sse.min.js": "package/dist/ext/hx-sse.min.js",
+            "LICENSE": "package/LICENSE",
+        },
+        license="0BSD",
+        license_file="LICENSE",
+        root=CDN_ROOT,
+    ),
 )
+ROOTS = (VENDOR_ROOT, CDN_ROOT)
 
 
 class VendorError(RuntimeError):
@@ -235,25 +261,26 @@ def render_manifest(entries: dict[str, dict[str, Any]]) -> bytes:
 
 
 def desired_state() -> dict[Path, bytes]:
-    """Everything the vendor tree should contain, keyed by absolute path."""
+    """Everything the vendor trees should contain, keyed by absolute path."""
     state: dict[Path, bytes] = {}
-    entries: dict[str, dict[str, Any]] = {}
+    entries: dict[Path, dict[str, dict[str, Any]]] = {root: {} for root in ROOTS}
     for pin in PINS:
-        print(f"fetching {pin.package}@{pin.version} -> {pin.directory}/", file=sys.stderr)
+        print(f"fetching {pin.package}@{pin.version} -> {rel(pin.root / pin.directory)}/", file=sys.stderr)
         files, entry = build(pin)
-        entries[pin.directory] = entry
+        entries[pin.root][pin.directory] = entry
         for name, data in files.items():
-            state[VENDOR_ROOT / pin.directory / name] = data
-    state[VENDOR_ROOT / MANIFEST_NAME] = render_manifest(entries)
+            state[pin.root / pin.directory / name] = data
+    for root, root_entries in entries.items():
+        state[root / MANIFEST_NAME] = render_manifest(root_entries)
     return state
 
 
 def stray_files() -> list[Path]:
     """Files inside the managed vendor directories that no pin accounts for."""
-    wanted = {VENDOR_ROOT / pin.directory / name for pin in PINS for name in pin.files}
+    wanted = {pin.root / pin.directory / name for pin in PINS for name in pin.files}
     stray: list[Path] = []
     for pin in PINS:
-        directory = VENDOR_ROOT / pin.directory
+        directory = pin.root / pin.directory
         if directory.is_dir():
             stray.extend(p for p in sorted(directory.rglob("*")) if p.is_file() and p not in wanted)
     return stray

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, Route, sync_playwright
 
 from harness import BIN, RunMode, Server, demo, free_port, running
 from tcp_proxy import Listener, Proxy
@@ -178,3 +178,48 @@ def proxied(server: Server) -> Iterator[tuple[Proxy, str]]:
         yield proxy, f"http://127.0.0.1:{proxy.listen_port}/"
     finally:
         proxy.close()
+
+
+# ---- htmx 4 pages (tests/apps/htmx4_app.py) and the CDN FastHTML loads them from ---------------
+
+CDN = "https://cdn.jsdelivr.net/"
+CDN_COPIES = Path(__file__).parent / "apps" / "cdn"  # scripts/vendor_assets.py keeps them
+
+
+def answer_cdn(context: BrowserContext) -> list[str]:
+    """Answer the jsdelivr CDN (unreachable here) from ``tests/apps/cdn/``, the files it serves at
+    the same paths (htmx.org@4.0.0 for FastHTML's htmx 4), and FastHTML's other default scripts
+    (surreal, fasthtml-js, css-scope-inline: not ours to test) with empty ones. The URLs asked for,
+    in order."""
+    asked: list[str] = []
+
+    def cdn(route: Route) -> None:
+        url = route.request.url
+        asked.append(url)
+        copy = CDN_COPIES / url.removeprefix(CDN).split("?")[0]
+        if copy.is_file() and copy.resolve().is_relative_to(CDN_COPIES.resolve()):
+            route.fulfill(body=copy.read_bytes(), content_type="text/javascript")
+        else:
+            route.fulfill(body="", content_type="text/css" if url.endswith(".css") else "text/javascript")
+
+    context.route(CDN + "**", cdn)
+    return asked
+
+
+def htmx4_app(port: int, **env: str) -> RunMode:
+    """tests/apps/htmx4_app.py under uvicorn; ``env``: its HTMX4_* settings."""
+    cmd = [str(BIN / "uvicorn"), "htmx4_app:app", "--port", str(port)]
+    return RunMode("htmx 4 app", cmd, env=env)
+
+
+@contextlib.contextmanager
+def running_htmx4_app(log: Path, **env: str) -> Iterator[Server]:
+    """The htmx 4 app on a free port, ready."""
+    port = free_port()
+    with running(htmx4_app(port, **env), port, log) as server:
+        yield server
+
+
+def publish_both(url: str, text: str) -> str:
+    """Publish one event to the htmx 4 app that updates two targets (``hx-partial``); its id."""
+    return str(httpx.get(url + "/publish-both", params={"text": text}).json()["id"])

@@ -41,12 +41,15 @@ def asset_url(path: str, prefix: str = DEFAULT_PREFIX) -> str:
     return f"{prefix.rstrip('/')}/{path}?v={VERSION}"
 
 
-def script_paths(htmx: HtmxVersion, *, include_htmx: bool, monitor: bool) -> list[str]:
+def script_paths(
+    htmx: HtmxVersion, *, include_htmx: bool, monitor: bool, include_extension: bool = True
+) -> list[str]:
     """The scripts a page needs, in load order: htmx, its SSE extension, the monitor's scripts."""
     if htmx not in _HTMX:
         raise ValueError(f"htmx must be 2 or 4, not {htmx!r}")
     paths = [_HTMX[htmx]] if include_htmx else []
-    paths.append(_SSE_EXTENSION[htmx])
+    if include_extension:
+        paths.append(_SSE_EXTENSION[htmx])
     if monitor:
         paths.extend(MONITOR)
     return paths

@@ -39,16 +39,21 @@ def SSEScripts(
     *,
     htmx: HtmxVersion = 2,
     include_htmx: bool = True,
+    include_extension: bool = True,
     monitor: bool = True,
     styles: bool = True,
     prefix: str = DEFAULT_PREFIX,
 ) -> tuple[FT, ...]:
     """``<head>`` tags: htmx, its SSE extension, the client monitor and the indicator styles.
 
-    ``include_htmx=False`` when the page already loads htmx (FastHTML's default headers do).
+    ``include_htmx=False`` when the page already loads htmx (FastHTML's default headers do);
+    ``include_extension=False`` when it loads the SSE extension too (``fast_app(htmx4=True,
+    exts="sse4")`` does: then ``SSEScripts(htmx=4, include_htmx=False, include_extension=False)``).
     """
     tags: list[FT] = [Link(rel="stylesheet", href=asset_url(STYLES, prefix))] if styles else []
-    paths = script_paths(htmx, include_htmx=include_htmx, monitor=monitor)
+    paths = script_paths(
+        htmx, include_htmx=include_htmx, monitor=monitor, include_extension=include_extension
+    )
     tags += [Script(src=asset_url(p, prefix)) for p in paths]
     return tuple(tags)
 
@@ -71,11 +76,13 @@ def SSEStream(
 
     htmx 2 (htmx-ext-sse): events named in ``events`` (comma-separated; ``None``: only children
     with their own ``sse_swap``) are swapped into ``target`` (default: this element) with
-    ``swap``. htmx 4 (hx-sse): unnamed messages are swapped, named ones become DOM events;
-    ``meta_character`` is htmx 4's ``metaCharacter`` (FastHTML's ``htmx4=True`` sets ``-``).
-    Either way ``shutdown`` closes the stream for good; ``status`` is the id of the ``SSEStatus``
-    it updates; ``max_attempts`` failed reconnections make the monitor give up; ``shared``
-    shares one connection between the tabs of an origin (htmx 2).
+    ``swap``. htmx 4 (hx-sse): unnamed messages are swapped (``hx-partial`` elements in one
+    update several targets), named ones become DOM events; ``meta_character`` is htmx 4's
+    ``metaCharacter`` (FastHTML's ``htmx4=True`` sets ``-``). Either way ``shutdown`` closes the
+    stream for good; ``status`` is the id of the ``SSEStatus`` it updates; ``max_attempts``
+    failed reconnections make the monitor give up; ``shared`` shares one connection between the
+    tabs of an origin (with htmx 4, ``events`` other than ``message`` are the named events the
+    tabs pass on).
     """
     extra: dict[str, Any] = {}
     if target is not None:
@@ -87,9 +94,11 @@ def SSEStream(
     if max_attempts is not None:
         extra["data_sse_max_attempts"] = str(max_attempts)
     labels = json.dumps(LABELS, ensure_ascii=False)
+    if shared:
+        extra["data_sse_shared"] = "true"
     if htmx == 4:
-        if shared:
-            raise ValueError("shared=True needs htmx 2: htmx 4's hx-sse streams with fetch")
+        if shared and events not in (None, "message"):
+            extra["data_sse_events"] = events
         if max_attempts is not None:
             extra["hx_config"] = json.dumps({"sse": {"reconnectMaxAttempts": max_attempts}})
         return Div(
@@ -100,8 +109,6 @@ def SSEStream(
             **extra,
             **attrs,
         )
-    if shared:
-        extra["data_sse_shared"] = "true"
     if status is not None:
         # Out-of-band status updates from the server; "none" swaps nothing else. htmx 2's
         # EventSource cannot send HX-Request: the URL says that an htmx page is asking.

@@ -28,13 +28,16 @@
    * An EventSource for one stream element, which reconnects as states.js describes.
    * @constructor
    * @param {string} url the stream's URL
-   * @param {{withCredentials: (boolean|undefined)}} [init] as EventSource's
+   * @param {{withCredentials: (boolean|undefined), htmx: (boolean|undefined)}} [init] as EventSource's;
+   *     `htmx`: for htmx 2's extension (htmx.js), so the URL asks the server for its status fragments
    */
   function GracefulEventSource(url, init) {
     // The EventSource interface:
     this._target = new EventTarget();
     this.url = absolute(url);
     this.withCredentials = !!(init && init.withCredentials);
+    this._forHtmx = !!(init && init.htmx);
+    this._whenClosed = null; // htmx 4's shared stream (htmx.js): told when this object closes
     this.readyState = CONNECTING;
     this.onopen = null;
     this.onmessage = null;
@@ -101,6 +104,7 @@
     this._leaveTabs();
     var self = this;
     streams = streams.filter(function (s) { return s !== self; });
+    if (this._whenClosed) this._whenClosed();
   };
 
   /** The current state ("connecting", "live", ...; see states.js). */
@@ -111,7 +115,7 @@
   /**
    * Open a real EventSource (closing any other): its opening, failures and events come to the
    * state machine, from this one only.
-   * @param {string} url with ?lastEventId= when resuming
+   * @param {string} url with ?htmx=1 for htmx, and ?lastEventId= when resuming (states.js)
    */
   GracefulEventSource.prototype._open = function (url) {
     var self = this;

@@ -8,6 +8,13 @@
  * take over what it would get wrong: a refused first request (403/503) is not swapped into the
  * element; 403 stops, 503 waits Retry-After (first request: we open it again; hx-sse's own
  * reconnection: we hold its next attempt and release it); data-sse-max-attempts bounds its attempts.
+ * htmx 4's event names follow its metaCharacter (FastHTML's htmx4=True sets "-": htmx-sse-error).
+ * hx-sse's defaults stay as they are, pauseOnBackground included: a hidden tab's stream closes and
+ * reopens when the tab is visible again with Last-Event-ID, from which the hub replays what the tab
+ * missed. The one setting we change is for a shared stream (data-sse-shared): hx-sse reads it from
+ * a Response we make (ctx.fetch) that carries the events of a GracefulEventSource, one connection
+ * for the tabs of the origin (tabs.js); there pauseOnBackground is off (in the element's hx-config),
+ * since the tab that holds the connection holds it for the others, hidden or not.
  */
 (function (parts) {
   "use strict";
@@ -25,10 +32,27 @@
 
   /** Give htmx 2's SSE extension a GracefulEventSource for each stream it opens. */
   function hookHtmx2() {
-    window.htmx.createEventSource = function (url, init) { return new GracefulEventSource(url, init); };
+    window.htmx.createEventSource = function (url, init) {
+      return new GracefulEventSource(url, { withCredentials: !!(init && init.withCredentials), htmx: true });
+    };
   }
 
   /* ---- htmx 4: follow hx-sse's events ------------------------------------------------------- */
+
+  /**
+   * @param {string} name an htmx 4 event's name, as its docs write it (htmx:sse:error)
+   * @returns {string} the name htmx fires, with the page's metaCharacter for its colons
+   */
+  function htmx4Event(name) {
+    var mc = (window.htmx.config && window.htmx.config.metaCharacter) || ":";
+    return name.replace(/:/g, mc);
+  }
+
+  /**
+   * @param {Element} elt a stream element
+   * @returns {boolean} whether a GracefulEventSource shared by the tabs feeds it (sharedResponse)
+   */
+  function isShared(elt) { return elt.hasAttribute("data-sse-shared"); }
 
   var htmx4State = new WeakMap(); // element -> {state, reason}
   var htmx4Refused = new WeakMap(); // element -> true: cancel hx-sse's next reconnection (403)
@@ -123,22 +147,35 @@
 
   /** Follow hx-sse's events (and the stream's farewells) on every stream element of the page. */
   function followHtmx4() {
-    document.addEventListener("htmx:before:response", function (e) {
+    /** Listen to an htmx 4 event on the page's stream elements that are not shared. */
+    function on(name, fn) {
+      document.addEventListener(htmx4Event(name), function (e) {
+        if (isStreamElement(e.target) && !isShared(e.target)) fn(e);
+      });
+    }
+    document.addEventListener(htmx4Event("htmx:before:request"), function (e) {
       var ctx = e.detail && e.detail.ctx;
-      if (!ctx || !isStreamElement(e.target) || ctx.sourceElement !== e.target) return;
+      if (ctx && ctx.sourceElement === e.target && isStreamElement(e.target) && isShared(e.target)) {
+        keepOpenInBackground(e.target);
+        ctx.fetch = function (url, init) { return sharedResponse(e.target, url, init); };
+      }
+    });
+    on("htmx:before:response", function (e) {
+      var ctx = e.detail && e.detail.ctx;
+      if (!ctx || ctx.sourceElement !== e.target) return;
       var status = ctx.response && ctx.response.status;
       if (status !== 403 && status !== 503) return;
       e.preventDefault(); // not swapped into the stream's element
       htmx4FirstRefused(e.target, ctx.response);
     });
-    document.addEventListener("htmx:sse:before:connection", function (e) {
+    on("htmx:sse:before:connection", function (e) {
       if (e.detail && e.detail.connection) htmx4BeforeConnection(e.target, e.detail.connection);
     });
-    document.addEventListener("htmx:sse:after:connection", function (e) {
+    on("htmx:sse:after:connection", function (e) {
       htmx4Attempts.delete(e.target);
       setHtmx4State(e.target, "live");
     });
-    document.addEventListener("htmx:sse:error", function (e) {
+    on("htmx:sse:error", function (e) {
       var status = e.detail && e.detail.status;
       if ((status === 403 || status === 503) && e.detail.connection) {
         htmx4ReconnectRefused(e.target, e.detail.connection, status);
@@ -149,15 +186,111 @@
         setHtmx4State(e.target, navigator.onLine === false ? "offline" : state === "restarting" ? "restarting" : "reconnecting");
       }
     });
-    document.addEventListener("restart", function (e) { if (isStreamElement(e.target)) setHtmx4State(e.target, "restarting"); });
-    document.addEventListener("shutdown", function (e) {
-      if (isStreamElement(e.target)) setHtmx4State(e.target, "stopped", "", farewellMessage((e.detail && e.detail.data) || ""));
+    on("restart", function (e) { setHtmx4State(e.target, "restarting"); });
+    on("shutdown", function (e) {
+      setHtmx4State(e.target, "stopped", "", farewellMessage((e.detail && e.detail.data) || ""));
+      if (window.htmx.version === "4.0.0") endWithoutClosing(e.target);
     });
-    document.addEventListener("htmx:sse:close", function (e) {
+    on("htmx:sse:close", function (e) {
       var reason = e.detail && e.detail.reason;
       if (!NEEDS_ACTION[htmx4StateOf(e.target)] && reason === "ended") setHtmx4State(e.target, "given-up");
     });
-    document.querySelectorAll(CONNECT_SELECTOR).forEach(function (elt) { setHtmx4State(elt, "connecting"); });
+    document.querySelectorAll(CONNECT_SELECTOR).forEach(function (elt) {
+      if (!isShared(elt)) setHtmx4State(elt, "connecting");
+    });
+  }
+
+  /**
+   * hx-sse 4.0.0 (the one FastHTML's exts="sse4" loads) closes a stream on its hx-sse:close event by
+   * aborting the request while it still reads it, which leaves an unhandled AbortError in the
+   * console ("signal is aborted without reason"; 4.0.1 closes in order). There the close
+   * attribute is set aside while hx-sse handles the farewell, so the stream ends as the server
+   * ends it, and the next attempt, which a stopped stream never makes, is cancelled
+   * (htmx4BeforeConnection).
+   * @param {Element} elt
+   */
+  function endWithoutClosing(elt) {
+    var mc = window.htmx.config.metaCharacter || ":";
+    var names = ["hx-sse" + mc + "close", "data-hx-sse" + mc + "close"].filter(function (n) {
+      return elt.getAttribute(n) === "shutdown";
+    });
+    names.forEach(function (n) { elt.removeAttribute(n); });
+    setTimeout(function () { names.forEach(function (n) { elt.setAttribute(n, "shutdown"); }); }, 0);
+  }
+
+  /* ---- htmx 4: a stream shared by the tabs -------------------------------------------------- */
+
+  /** The event types a shared stream passes on to hx-sse, besides those in data-sse-events. */
+  var RELAYED = ["message", "shutdown", "restart", "reset", "missed"];
+
+  /**
+   * @param {MessageEvent} event
+   * @returns {string} the event written as SSE again, for hx-sse to read
+   */
+  function sseText(event) {
+    var text = event.type === "message" ? "" : "event: " + event.type + "\n";
+    if (event.lastEventId) text += "id: " + event.lastEventId + "\n";
+    String(event.data).split("\n").forEach(function (line) { text += "data: " + line + "\n"; });
+    return text + "\n";
+  }
+
+  /**
+   * hx-sse pauses a stream while its tab is hidden (pauseOnBackground), which would close the
+   * connection the other tabs share: a shared element's hx-config turns that off (unless it
+   * already says what it wants).
+   * @param {Element} elt
+   */
+  function keepOpenInBackground(elt) {
+    var name = elt.hasAttribute("data-hx-config") ? "data-hx-config" : "hx-config";
+    var value = (elt.getAttribute(name) || "").trim();
+    if (value.indexOf("pauseOnBackground") >= 0) return;
+    if (!value) {
+      value = JSON.stringify({ sse: { pauseOnBackground: false } });
+    } else if (value.charAt(0) === "{") {
+      try {
+        var config = JSON.parse(value);
+        config.sse = Object.assign({}, config.sse, { pauseOnBackground: false });
+        value = JSON.stringify(config);
+      } catch (e) { return; } // not JSON after all: htmx's to read, not ours to rewrite
+    } else {
+      value += " sse.pauseOnBackground:false"; // HCON, htmx 4's key:value form
+    }
+    elt.setAttribute(name, value);
+  }
+
+  /**
+   * What hx-sse gets instead of a fetch for a shared stream: a streaming Response whose body is
+   * the events of a GracefulEventSource, which leads or follows the other tabs (tabs.js), shows
+   * the state and reconnects as states.js says. The body never ends by itself, so hx-sse never
+   * reconnects on its own: it ends when hx-sse lets go (hx-sse:close, the element removed).
+   * @param {Element} elt the stream element
+   * @param {string} url
+   * @param {RequestInit} init the request hx-sse would have made
+   * @returns {Promise<Response>}
+   */
+  function sharedResponse(elt, url, init) {
+    var source = null;
+    var encoder = new TextEncoder();
+    var names = RELAYED.concat((elt.getAttribute("data-sse-events") || "").split(",")
+      .map(function (n) { return n.trim(); }).filter(Boolean));
+    var body = new ReadableStream({
+      start: function (controller) {
+        source = new GracefulEventSource(url, { withCredentials: !!init && init.credentials === "include" });
+        var write = function (event) { controller.enqueue(encoder.encode(sseText(event))); };
+        names.forEach(function (type) { source.addEventListener(type, write); });
+        // Closed while its element goes away (Reconnect reopens it as a new one): hx-sse, which
+        // notices only on its next read, stops reading.
+        source._whenClosed = function () {
+          setTimeout(function () {
+            if (elt.isConnected) return;
+            try { controller.close(); } catch (e) { /* hx-sse has let go already */ }
+          }, 0);
+        };
+        if (init && init.signal) init.signal.addEventListener("abort", function () { source.close(); });
+      },
+      cancel: function () { if (source) source.close(); }
+    });
+    return Promise.resolve(new Response(body, { status: 200, headers: { "Content-Type": "text/event-stream" } }));
   }
 
   /* ---- for start.js ------------------------------------------------------------------------- */

@@ -7,13 +7,15 @@
  *   states.js        its reconnection state machine (the states are described there)
  *   tabs.js          one connection shared by the tabs of an origin (data-sse-shared)
  *   htmx.js          the htmx glue: htmx 2's createEventSource hook, following htmx 4's hx-sse
+ *                    (and feeding it a shared stream)
  *   start.js         the Reconnect button, the browser's events, window.gracefulSSE
  * While they load they share their parts through window.gracefulSSEParts; start.js removes it and
  * publishes window.gracefulSSE. Loaded a second time, the scripts do nothing.
  *
  * Options (attributes of the stream element): data-sse-status (indicator id, "sse-status"),
  * data-sse-max-attempts (10), data-sse-backoff-base (1000 ms), data-sse-backoff-cap (30000 ms),
- * data-sse-shared, data-sse-labels (JSON: state -> text).
+ * data-sse-shared, data-sse-events (htmx 4, shared: the named events to pass on besides message),
+ * data-sse-labels (JSON: state -> text).
  */
 (function () {
   "use strict";
@@ -30,9 +32,15 @@
   };
   /** The states that wait for the user: nothing happens until Reconnect is pressed. */
   var NEEDS_ACTION = { stopped: true, "given-up": true };
-  var CONNECT_NAMES = ["sse-connect", "data-sse-connect", "hx-sse:connect", "hx-sse-connect", "data-hx-sse:connect"];
-  /** Stream elements, htmx 2's (sse-connect) and htmx 4's (hx-sse:connect), with or without data-. */
-  var CONNECT_SELECTOR = "[sse-connect],[data-sse-connect],[hx-sse\\:connect],[hx-sse-connect],[data-hx-sse\\:connect]";
+  var CONNECT_NAMES = [
+    "sse-connect", "data-sse-connect", "hx-sse:connect", "hx-sse-connect", "data-hx-sse:connect", "data-hx-sse-connect"
+  ];
+  /**
+   * Stream elements, htmx 2's (sse-connect) and htmx 4's (hx-sse:connect, or hx-sse-connect with
+   * the metaCharacter "-" that FastHTML's htmx4=True sets), with or without data-.
+   */
+  var CONNECT_SELECTOR = "[sse-connect],[data-sse-connect],[hx-sse\\:connect],[hx-sse-connect]," +
+    "[data-hx-sse\\:connect],[data-hx-sse-connect]";
 
   /* ---- stream elements --------------------------------------------------------------------- */
 

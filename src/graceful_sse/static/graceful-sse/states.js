@@ -19,7 +19,7 @@
  *   hidden page      -> an open stream stays open; a retry that falls due waits until visible.
  *   pagehide (bfcache) closes the connection; pageshow reopens it.
  * Our own reconnections carry the last event id as ?lastEventId= (a new EventSource cannot set
- * headers); graceful-sse's EventStream reads either.
+ * headers); graceful-sse's EventStream reads either. For htmx every connection's URL has ?htmx=1.
  *
  * In a tab that follows another tab's connection (tabs.js) the leader's events and states drive
  * the same machine; such a tab makes no attempts of its own.
@@ -67,12 +67,17 @@
   }
 
   /**
+   * The URL a connection opens: the stream's own (its query kept), with ?htmx=1 for htmx (an
+   * EventSource cannot send htmx 4's HX-Request header, and the server sends its status fragments,
+   * HTML with hx-swap-oob, only to htmx clients) and ?lastEventId= when resuming.
    * @param {string} url
    * @param {string} id the last event id seen ("" for none)
-   * @returns {string} `url` with ?lastEventId=id (or without one)
+   * @param {boolean} forHtmx
+   * @returns {string}
    */
-  function withLastEventId(url, id) {
+  function streamUrl(url, id, forHtmx) {
     var u = new URL(url, location.href);
+    if (forHtmx && !u.searchParams.has("htmx")) u.searchParams.set("htmx", "1");
     if (id) u.searchParams.set("lastEventId", id); else u.searchParams.delete("lastEventId");
     return u.toString();
   }
@@ -102,7 +107,7 @@
   /** Open the connection, resuming after the last event id; offline: wait to be online. */
   proto._start = function () {
     if (navigator.onLine === false) this._setState("offline");
-    else this._open(withLastEventId(this.url, this._lastEventId));
+    else this._open(streamUrl(this.url, this._lastEventId, this._forHtmx));
   };
 
   /** The real connection opened: live, with a fresh count of attempts. */

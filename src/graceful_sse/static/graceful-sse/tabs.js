@@ -10,6 +10,8 @@
  *   {kind: "hello"}                           a new follower: the leader answers with its state
  *   {kind: "reopen"}                          Reconnect pressed in a tab: all reconnect or reopen
  * Without the two APIs, or without data-sse-shared, a stream is this tab's alone.
+ * With htmx 2 the extension's EventSource is the GracefulEventSource; with htmx 4, hx-sse reads the
+ * GracefulEventSource's events from a Response the monitor makes for it (htmx.js, sharedResponse).
  */
 (function (parts) {
   "use strict";
