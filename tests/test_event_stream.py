@@ -72,13 +72,17 @@ async def test_accepts_what_fasthtml_generators_yield_sync_or_async() -> None:
 
 @pytest.mark.anyio
 async def test_sends_heartbeats_while_idle() -> None:
+    """Four heartbeats 40 to 50 ms apart: never sooner than 4 x 40 ms (a busy machine only
+    delays them), and well within a generous bound."""
     lc, client = lifecycle(), Client()
     async with lc.lifespan():
+        started = asyncio.get_running_loop().time()  # before the stream: the interval is not shortened
         task = serve(EventStream(_forever(), heartbeat=0.05, lifecycle=lc), client)
-        await asyncio.sleep(0.28)
+        await _until(lambda: client.parser.comments.count(" heartbeat") >= 4)
+        took = asyncio.get_running_loop().time() - started
         client.left.set()
         await task
-    assert 4 <= client.parser.comments.count(" heartbeat") <= 6
+    assert took >= 4 * 0.05 * 0.8 - 0.01
 
 
 @pytest.mark.anyio

@@ -284,9 +284,9 @@ async def test_an_error_mid_stream_is_raised_once_where_the_test_reads_or_else_o
 @pytest.mark.anyio
 async def test_an_ordinary_request_that_never_ends_times_out_with_a_hint() -> None:
     served = _starlette()
-    async with SSEClient(served.app, timeout=0.3) as client:
-        with pytest.raises(TimeoutError, match=r"GET /updates/news: .* use client.stream\(\)"):
-            await client.get("/updates/news")
+    async with SSEClient(served.app) as client:
+        with pytest.raises(TimeoutError, match=r"GET /updates/news: .* within 0.3 s.* use client.stream\(\)"):
+            await client.get("/updates/news", timeout=0.3)
         assert served.hub.connections() == 0
 
 

@@ -35,7 +35,6 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
-from urllib.parse import unquote
 
 import httpx
 from starlette.types import ASGIApp, Message, Scope
@@ -341,12 +340,13 @@ class Stream:
 
     async def _finished(self) -> None:
         """Wait for an ordinary response to end (complete, or the app returned)."""
-        async with self._deadline(
-            None, "the response did not complete (an event stream? use client.stream())"
-        ):
-            while not (self.ended or self._returned):
-                self._changed.clear()
-                await self._changed.wait()
+        try:
+            async with self._deadline(None, "the response did not complete"):
+                while not (self.ended or self._returned):
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError as exc:  # only ours: what the app raises is kept in ``error``
+            raise TimeoutError(f"{exc}; for an event stream use client.stream()") from None
 
     async def _close(self) -> None:
         """Leave: the app's ``receive`` says ``http.disconnect``; its task ends or is cancelled."""
@@ -389,7 +389,7 @@ class SSEClient:
         self._lifespan = _Lifespan(app, self._state, timeout) if lifespan else None
         self._streams: set[Stream] = set()
         self.http = httpx.AsyncClient(
-            transport=_Transport(self), base_url=base_url, headers=headers, cookies=cookies
+            transport=_Transport(self), base_url=base_url, headers=headers, cookies=cookies, timeout=timeout
         )
 
     async def __aenter__(self) -> Self:
@@ -417,7 +417,13 @@ class SSEClient:
     def lifecycle(self) -> Lifecycle:
         """The lifecycle ``shutdown`` goes through."""
         if self._lifecycle is None:
-            self._lifecycle = Lifecycle.of_app(self.app)
+            try:
+                self._lifecycle = Lifecycle.of_app(self.app)
+            except RuntimeError:
+                raise RuntimeError(
+                    "SSEClient found no Lifecycle: the app is not a Starlette app (wrapped in a "
+                    "middleware?); pass SSEClient(app, lifecycle=...)"
+                ) from None
         return self._lifecycle
 
     @contextlib.asynccontextmanager
@@ -482,7 +488,7 @@ class SSEClient:
             "http_version": "1.1",
             "method": request.method,
             "scheme": url.scheme,
-            "path": unquote(url.path),
+            "path": url.path,  # decoded, as a server gives it
             "raw_path": url.raw_path.split(b"?")[0],
             "query_string": url.query,
             "root_path": "",
@@ -501,7 +507,9 @@ class _Transport(httpx.AsyncBaseTransport):
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         client, label = self._client, _label(request)
-        stream = Stream(label, client.timeout, keep_body=True)
+        # httpx's own per-request ``timeout=`` (its read bound), else the client's.
+        bound = request.extensions.get("timeout", {}).get("read") or client.timeout
+        stream = Stream(label, bound, keep_body=True)
         stream._start(client.app, client._scope(request), await request.aread())
         try:
             await stream._finished()
