@@ -36,7 +36,12 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Self
 
-import httpx
+try:
+    import httpx
+except ModuleNotFoundError as missing:  # pragma: no cover - httpx comes with most test setups
+    raise ModuleNotFoundError(
+        "graceful_sse.testing needs httpx for its ordinary requests: pip install httpx"
+    ) from missing
 from starlette.types import ASGIApp, Message, Scope
 
 from ._drain import Kind, KindName, ShutdownReport
