@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator, Callable, Iterator
 
 import pytest
 from fasthtml.common import P, sse_message
+from starlette.applications import Starlette
+from starlette.routing import Route
 
 from graceful_sse import Event, EventStream, Hub, Lifecycle
+from graceful_sse.testing import SSEClient
 
 from asgi import App, Client, lifecycle, serve
 
@@ -69,13 +72,17 @@ async def test_accepts_what_fasthtml_generators_yield_sync_or_async() -> None:
 
 @pytest.mark.anyio
 async def test_sends_heartbeats_while_idle() -> None:
+    """Four heartbeats 40 to 50 ms apart: never sooner than 4 x 40 ms (a busy machine only
+    delays them), and well within a generous bound."""
     lc, client = lifecycle(), Client()
     async with lc.lifespan():
+        started = asyncio.get_running_loop().time()  # before the stream: the interval is not shortened
         task = serve(EventStream(_forever(), heartbeat=0.05, lifecycle=lc), client)
-        await asyncio.sleep(0.28)
+        await _until(lambda: client.parser.comments.count(" heartbeat") >= 4)
+        took = asyncio.get_running_loop().time() - started
         client.left.set()
         await task
-    assert 4 <= client.parser.comments.count(" heartbeat") <= 6
+    assert took >= 4 * 0.05 * 0.8 - 0.01
 
 
 @pytest.mark.anyio
@@ -225,23 +232,17 @@ async def test_status_events_can_be_left_out() -> None:
 @pytest.mark.parametrize("how", ["header", "query"])
 @pytest.mark.anyio
 async def test_a_returning_client_resumes_after_its_last_event_id(how: str) -> None:
-    async def main() -> list[str]:
-        hub, client = Hub(lifecycle=lifecycle()), Client()
-        async with hub.lifespan():
-            hub.publish_nowait("t", "seen")
-            last = hub.last_id
-            hub.publish_nowait("t", "missed")
-            headers = {"Last-Event-ID": last} if how == "header" else None
-            query = f"lastEventId={last}" if how == "query" else ""
-            task = serve(EventStream(hub.subscribe("t")), client, headers=headers, query=query)
-            await client.opened.wait()
+    hub = Hub(lifecycle=lifecycle())
+    app = Starlette(routes=[Route("/stream", lambda request: EventStream(hub.subscribe("t")))])
+    async with SSEClient(app, lifecycle=hub.lifecycle) as client:
+        hub.publish_nowait("t", "seen")
+        last = hub.last_id
+        hub.publish_nowait("t", "missed")
+        header = last if how == "header" else None
+        query = {"lastEventId": last} if how == "query" else None
+        async with client.stream("/stream", last_event_id=header, params=query) as stream:
             hub.publish_nowait("t", "live")
-            await asyncio.sleep(0.02)
-            client.left.set()
-            await task
-        return [e.data for e in client.parser.events if e.type == "message"]
-
-    assert await main() == ["missed", "live"]
+            assert [(await stream.next_event()).data for _ in range(2)] == ["missed", "live"]
 
 
 @pytest.mark.anyio
@@ -330,7 +331,6 @@ async def test_a_write_the_server_fails_ends_that_stream_and_the_publish_goes_on
 async def test_a_stream_served_by_fast_app_as_a_starlette_route_streams_and_says_goodbye() -> None:
     """The README's way to spare each stream FastHTML's per-request copies (``routes=[...]``)."""
     from fasthtml.common import fast_app
-    from starlette.routing import Route
 
     hub = Hub(lifecycle=lifecycle())
 
@@ -338,11 +338,10 @@ async def test_a_stream_served_by_fast_app_as_a_starlette_route_streams_and_says
         return EventStream(hub.subscribe("updates"), heartbeat=None)
 
     app, _ = fast_app(lifespan=hub.lifespan, routes=[Route("/stream", updates)])
-    async with hub.lifespan(app):
-        client = Client()
-        task = serve(app, client, app=app)
-        await client.opened.wait()
+    async with SSEClient(app) as client, client.stream("/stream") as stream:
         await hub.publish("updates", "hello")
-        report = await hub.lifecycle.shutdown("stop")
-        await task
-    assert client.data() == ["hello"] and names(client)[-1] == "shutdown" and report.took == 1
+        assert (await stream.next_event()).data == "hello"
+        report = await client.shutdown("stop")
+        assert (await stream.next_event()).event == "shutdown"
+        await stream.closed()
+    assert report.took == 1
