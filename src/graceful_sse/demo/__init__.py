@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections import deque
@@ -21,6 +22,7 @@ try:
         A,
         Button,
         Div,
+        Fieldset,
         Footer,
         Form,
         Header,
@@ -30,6 +32,7 @@ try:
         Main,
         NotStr,
         P,
+        Script,
         Section,
         Small,
         Span,
@@ -55,15 +58,12 @@ from graceful_sse import (
     sse_assets,
 )
 
-CSS = (Path(__file__).parent / "style.css").read_text()
+HERE = Path(__file__).parent
+CSS = (HERE / "style.css").read_text()
+SCRIPT = (HERE / "page.js").read_text()  # the stale and stopped states, and sending with feedback
 FAVICON = (
     "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
     "<circle cx='8' cy='8' r='6' fill='%2316a34a'/></svg>"
-)
-# After a message is sent, the form gets a fresh key (crypto.randomUUID needs a secure context).
-NEXT_KEY = (
-    "if (event.detail.successful) { this.reset(); this.key.value = crypto.randomUUID"
-    " ? crypto.randomUUID() : Date.now() + '-' + Math.random().toString(36).slice(2) }"
 )
 TOPIC = "demo"  # messages: every worker's clients get them (through Redis when it is used)
 STATS = f"stats-{os.getpid()}"  # each worker's own figures, for the clients connected to it
@@ -73,7 +73,7 @@ STARTED = time.monotonic()
 hub = Hub()
 app, rt = fast_app(
     default_hdrs=False,
-    hdrs=(*SSEScripts(), Style(CSS), Link(rel="icon", href=FAVICON)),
+    hdrs=(*SSEScripts(), Style(CSS), Link(rel="icon", href=FAVICON), Script(SCRIPT)),
     lifespan=hub.lifespan,
     routes=[sse_assets()],
 )
@@ -100,8 +100,31 @@ def stats_panel(clients: int | None = None) -> Div:
     return Div(*(Div(Span(k, cls="k"), Span(v, cls="v")) for k, v in rows), cls="stats")
 
 
+# What an HTML parser would change in text: markup, and CR (read as LF, as SSE reads it too).
+_HTML_TEXT = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord("\r"): "&#13;"}
+# The line ends of the SSE format (WHATWG HTML): only these, not all that str.splitlines() knows.
+_SSE_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def message_text(posted: str) -> str:
+    """The message a posted text makes: trimmed, and without NUL, which no HTML page can hold
+    (browsers show it as U+FFFD, the replacement character, so the demo stores that)."""
+    return posted.strip().replace("\0", "\ufffd")
+
+
 def message_item(text: str, at: str) -> Li:
-    return Li(Time(at), Span(text))
+    """One message: ``text`` as exactly one element holding that text, whatever it contains."""
+    return Li(Time(at), Span(NotStr(text.translate(_HTML_TEXT))))
+
+
+def event_data(chunk: bytes) -> str:
+    """The data of one encoded event, read as a browser's EventSource reads it."""
+    values = []
+    for line in _SSE_LINE_END.split(chunk.decode()):
+        name, _, value = line.partition(":")
+        if name == "data":
+            values.append(value[1:] if value.startswith(" ") else value)
+    return "\n".join(values)
 
 
 @hub.producer(every=1.0)
@@ -119,8 +142,7 @@ async def system_updates() -> None:
 async def remember_messages() -> None:
     """Keep the last messages for pages that open later, whichever worker took them."""
     async for chunk in hub.subscribe(TOPIC):
-        lines = chunk.decode().splitlines()
-        recent.append("\n".join(line[6:] for line in lines if line.startswith("data: ")))
+        recent.append(event_data(chunk))
 
 
 @rt("/")
@@ -131,26 +153,39 @@ def index():
         Main(
             SSEStream(
                 "/stream",
-                Section(H2("Server"), Div(stats_panel(), id="stats", sse_swap="stats"), cls="card"),
+                Section(
+                    H2("Server ", Span("last known values", cls="stale-badge")),
+                    Div(stats_panel(), id="stats", sse_swap="stats"),
+                    id="server-card",
+                    cls="card",
+                ),
                 Section(
                     H2("Messages"),
                     Form(
-                        Input(
-                            name="text",
-                            placeholder="Say something to every open page",
-                            maxlength=MAX_MESSAGE,
-                            required=True,
-                            autocomplete="off",
-                            aria_label="Message",
+                        Fieldset(
+                            Input(
+                                name="text",
+                                placeholder="Say something to every open page",
+                                maxlength=MAX_MESSAGE,
+                                required=True,
+                                # Some text besides white space, as the server asks (any line break).
+                                pattern=r"[\s\S]*\S[\s\S]*",
+                                title="Some text to send",
+                                autocomplete="off",
+                                aria_label="Message",
+                            ),
+                            # One key per message: a resubmission after a failure or a lost answer
+                            # carries the same key, and the hub delivers it at most once.
+                            Input(type="hidden", name="key", value=uuid.uuid4().hex),
+                            Button("Send", name="send"),
+                            name="fields",
                         ),
-                        # One key per message: a resubmission after a failure or a lost answer
-                        # carries the same key, and the hub delivers it at most once.
-                        Input(type="hidden", name="key", value=uuid.uuid4().hex),
-                        Button("Send"),
-                        hx_post="/messages",
-                        hx_swap="none",
-                        hx_on__after_request=NEXT_KEY,
+                        # page.js sends it with fetch and tells the outcome in the note below.
+                        id="send",
+                        method="post",
+                        action="/messages",
                     ),
+                    P(id="send-note", cls="send-note", role="status", aria_live="polite", hidden=True),
                     Ul(
                         *(NotStr(item) for item in reversed(recent)),
                         id="messages",
@@ -194,7 +229,7 @@ def stream():
 
 @rt("/messages", methods=["post"])
 async def post_message(text: str = "", key: str = ""):
-    text = text.strip()
+    text = message_text(text)
     if not text:
         return Response("A message needs some text.", status_code=400)
     if len(text) > MAX_MESSAGE:
