@@ -20,10 +20,11 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response, Route
+from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response, Route, expect
 
 from browser import SCREENSHOTS, Watched, attempts_after_stop, open_demo, running_demo
-from harness import RunMode, Server, free_port, running
+from harness import RunMode, Server, demo, free_port, running
+from redis_server import RedisServer
 from sse_parser import SSEParser
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
@@ -115,7 +116,7 @@ def test_the_demo_streams_live_stats_and_messages_posted_from_another_page(
         send(b, "Hello from B <b>not bold</b>")
         a.page.locator("#messages li", has_text="Hello from B <b>not bold</b>").wait_for(timeout=5000)
         assert a.page.locator("#messages b").count() == 0, "user text is escaped"
-        assert b.page.input_value("input[name=text]") == "", "the form is cleared after a success"
+        expect(b.page.locator("input[name=text]")).to_have_value("")  # cleared after a success
         send(b, "a second message")  # the form has a fresh key after a success
         a.page.locator("#messages li", has_text="a second message").wait_for(timeout=5000)
         a.page.screenshot(path=str(SCREENSHOTS / "demo.png"))
@@ -173,6 +174,34 @@ def test_a_message_sent_as_the_server_stops_says_so_in_the_page(
         assert page.page.is_disabled(SEND) and stale(page.page)
         # The browser itself reports the refused connection; the page's scripts report nothing.
         assert devtools.besides_refused("/messages") == []
+
+
+@pytest.mark.redis
+def test_a_message_refused_while_redis_is_down_says_so_and_goes_once_when_sent_again(
+    context: BrowserContext, devtools: Devtools, redis: RedisServer, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {"SSE_BROKER_URL": f"{redis.url}?prefix=demo{port}"}
+    with running(demo(port), port, tmp_path / "server.log", env=env, ready_path="/") as server:
+        page = open_demo(context, server)
+        page.wait_state("live")
+        redis.kill()
+        try:
+            send(page, "while redis is down")
+            page.page.wait_for_selector(f'{NOTE}[data-kind="error"]:not([hidden])', timeout=10_000)
+            assert page.page.inner_text(NOTE) == "Messages are unavailable for a moment; try again."
+            assert page.page.input_value("input[name=text]") == "while redis is down"
+        finally:
+            redis.start()
+        page.page.click(SEND)  # the visitor tries again, as the note says
+        page.page.locator("#messages li", has_text="while redis is down").wait_for(timeout=10_000)
+        expect(page.page.locator(NOTE)).to_be_hidden()  # the note goes once the message is sent
+        assert page.page.locator("#messages li").count() == 1
+        # The 503 is the page's one devtools line, and Chromium's own.
+        assert [line.split(" (")[0] for line in devtools.lines] == [
+            f"HTTP 503: POST {server.url}/messages",
+            "console error: Failed to load resource: the server responded with a status of 503",
+        ]
 
 
 def demo_under_uvicorn(port: int) -> RunMode:
