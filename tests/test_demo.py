@@ -112,6 +112,8 @@ def test_the_demo_streams_live_stats_and_messages_posted_from_another_page(
             timeout=5000,
         )
         assert not stale(a.page) and a.page.locator(NOTE).is_hidden()
+        icon = httpx.get(server.url + "/favicon.ico")  # asked for by pages that name no icon
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
 
         send(b, "Hello from B <b>not bold</b>")
         a.page.locator("#messages li", has_text="Hello from B <b>not bold</b>").wait_for(timeout=5000)

@@ -44,7 +44,9 @@ try:
     )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("the demo needs its extra: pip install 'graceful-sse[demo]'") from exc
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from graceful_sse import (
     BackendUnavailable,
@@ -61,21 +63,33 @@ from graceful_sse import (
 HERE = Path(__file__).parent
 CSS = (HERE / "style.css").read_text()
 SCRIPT = (HERE / "page.js").read_text()  # the stale and stopped states, and sending with feedback
+# At /favicon.ico, where browsers also look for it on pages that name no icon (the stream's, say).
 FAVICON = (
-    "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
-    "<circle cx='8' cy='8' r='6' fill='%2316a34a'/></svg>"
+    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
+    "<circle cx='8' cy='8' r='6' fill='#16a34a'/></svg>"
 )
 TOPIC = "demo"  # messages: every worker's clients get them (through Redis when it is used)
 STATS = f"stats-{os.getpid()}"  # each worker's own figures, for the clients connected to it
 MAX_MESSAGE = 500
 STARTED = time.monotonic()
 
+
+async def favicon(request: Request) -> Response:
+    return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
 hub = Hub()
 app, rt = fast_app(
     default_hdrs=False,
-    hdrs=(*SSEScripts(), Style(CSS), Link(rel="icon", href=FAVICON), Script(SCRIPT)),
+    hdrs=(
+        *SSEScripts(),
+        Style(CSS),
+        Link(rel="icon", href="/favicon.ico", type="image/svg+xml"),
+        Script(SCRIPT),
+    ),
     lifespan=hub.lifespan,
-    routes=[sse_assets()],
+    # Before FastHTML's own route for static files, which would answer /favicon.ico with a 404.
+    routes=[sse_assets(), Route("/favicon.ico", favicon)],
 )
 recent: deque[str] = deque(maxlen=20)  # the last messages' HTML, from any worker
 process = psutil.Process()
