@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import queue
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -176,6 +177,33 @@ def test_a_message_sent_as_the_server_stops_says_so_in_the_page(
         assert page.page.is_disabled(SEND) and stale(page.page)
         # The browser itself reports the refused connection; the page's scripts report nothing.
         assert devtools.besides_refused("/messages") == []
+
+
+def test_a_post_the_server_does_not_answer_in_time_says_so_and_a_resend_does_not_repeat_it(
+    context: BrowserContext, devtools: Devtools, tmp_path: Path
+) -> None:
+    port = free_port()
+    with running(demo_under_uvicorn(port), port, tmp_path / "server.log", ready_path="/") as server:
+        page = open_demo(context, server)
+        page.wait_state("live")
+        server.proc.send_signal(signal.SIGSTOP)  # a server that hangs
+        try:
+            send(page, "into the void")
+            note = page.page.locator(f'{NOTE}[data-kind="error"]')
+            note.wait_for(timeout=15_000)  # the page gives up after 10 s
+            assert note.inner_text().startswith("No answer from the server: the message may have been sent")
+        finally:
+            server.proc.send_signal(signal.SIGCONT)
+        # The visitor sends it again, as the note says, once the server is back.
+        page.wait_state("live")
+        page.page.click(SEND)
+        message = page.page.locator("#messages li", has_text="into the void")
+        message.wait_for(timeout=10_000)
+        expect(page.page.locator(NOTE)).to_be_hidden()
+        page.page.wait_for_timeout(500)
+        assert message.count() == 1
+        # The page gave up on the request: the browser notes it (no console line), nothing else.
+        assert devtools.lines == [f"failed: POST {server.url}/messages (net::ERR_ABORTED)"]
 
 
 @pytest.mark.redis

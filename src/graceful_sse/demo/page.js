@@ -102,7 +102,8 @@
     var form = event.target;
     if (!form || form.id !== "send") return;
     event.preventDefault();
-    if (state !== "live" || form.hasAttribute("aria-busy")) return;
-    send(form);
+    if (form.hasAttribute("aria-busy")) return; // the last one is still on its way
+    if (state !== "live") note(NOTES[state] || "Connecting; you can send once the page is live.", "state");
+    else send(form);
   });
 })();
