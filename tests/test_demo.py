@@ -179,7 +179,7 @@ def test_a_message_sent_as_the_server_stops_says_so_in_the_page(
         assert devtools.besides_refused("/messages") == []
 
 
-def test_a_post_the_server_does_not_answer_in_time_says_so_and_a_resend_does_not_repeat_it(
+def test_a_post_the_server_does_not_answer_in_time_says_so_and_a_resend_goes_once(
     context: BrowserContext, devtools: Devtools, tmp_path: Path
 ) -> None:
     port = free_port()
