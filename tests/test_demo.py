@@ -23,6 +23,9 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, Response, Route, expect
 
+from graceful_sse import encode
+from graceful_sse.demo import message_item, message_text, read_event
+
 from browser import SCREENSHOTS, Watched, attempts_after_stop, open_demo, running_demo
 from harness import RunMode, Server, demo, free_port, running
 from redis_server import RedisServer
@@ -323,6 +326,13 @@ def with_examples(*texts: str) -> Callable[[Callable[[str], None]], Callable[[st
 
 def expected(text: str) -> str:
     return text.strip().replace("\0", "\ufffd")
+
+
+@settings(max_examples=300, deadline=None)
+@given(TEXTS)
+def test_the_stored_message_is_what_the_hub_encoded_for_any_text(text: str) -> None:
+    html = message_item(message_text(text), "12:00:00").__html__()
+    assert read_event(encode(html, event="chat")) == ("chat", html)
 
 
 @pytest.mark.timeout(240)

@@ -131,14 +131,17 @@ def message_item(text: str, at: str) -> Li:
     return Li(Time(at), Span(NotStr(text.translate(_HTML_TEXT))))
 
 
-def event_data(chunk: bytes) -> str:
-    """The data of one encoded event, read as a browser's EventSource reads it."""
-    values = []
+def read_event(chunk: bytes) -> tuple[str, str]:
+    """The name and data of one encoded event, read as a browser's EventSource reads them."""
+    name, values = "message", []
     for line in _SSE_LINE_END.split(chunk.decode()):
-        name, _, value = line.partition(":")
-        if name == "data":
-            values.append(value[1:] if value.startswith(" ") else value)
-    return "\n".join(values)
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            name = value
+        elif field == "data":
+            values.append(value)
+    return name, "\n".join(values)
 
 
 @hub.producer(every=1.0)
@@ -156,7 +159,9 @@ async def system_updates() -> None:
 async def remember_messages() -> None:
     """Keep the last messages for pages that open later, whichever worker took them."""
     async for chunk in hub.subscribe(TOPIC):
-        recent.append(event_data(chunk))
+        name, data = read_event(chunk)
+        if name == "chat":  # not the hub's own notices (missed, reset)
+            recent.append(data)
 
 
 @rt("/")
