@@ -20,21 +20,23 @@
   var ENDED = { stopped: true, "given-up": true };
   /** A post with no answer in this time is given up (the message key makes a resend safe). */
   var SEND_TIMEOUT_MS = 10000;
+  /** A send pressed before the stream is first live (only Reconnect or a slow start allow it). */
+  var WAITING = "Not sent: the page is still connecting; send again once it is live.";
 
   var state = "connecting";
+  /** Why the last send failed ("" once one succeeds): kept through state changes. */
+  var failure = "";
 
   function byId(id) { return document.getElementById(id); }
 
-  /**
-   * @param {string} text what to tell the user ("" hides the note)
-   * @param {string} kind "state" (follows the stream) or "error" (a send that failed)
-   */
-  function note(text, kind) {
+  /** The note under the form: the last failure, then what the stream's state means for sending. */
+  function renderNote() {
     var el = byId("send-note");
     if (!el) return;
+    var text = [failure, NOTES[state] || ""].filter(Boolean).join(" ");
     el.textContent = text;
     el.hidden = !text;
-    el.setAttribute("data-kind", kind);
+    el.setAttribute("data-kind", failure ? "error" : "state");
   }
 
   /** The stats card, the form and the note for the stream's current state. */
@@ -48,14 +50,17 @@
       form.elements.fields.disabled = !!ENDED[state];
       form.elements.send.disabled = state !== "live";
     }
-    var noteEl = byId("send-note");
-    var showingError = noteEl && noteEl.getAttribute("data-kind") === "error" && !noteEl.hidden;
-    if (NOTES[state]) note(NOTES[state], "state");
-    else if (!showingError) note("", "state");
+    renderNote();
+  }
+
+  function failed(text) {
+    failure = text;
+    renderNote();
   }
 
   document.addEventListener("sse:state", function (event) {
     state = event.detail.state;
+    if (state === "live" && failure === WAITING) failure = "";
     render(event.detail.previous);
   });
 
@@ -80,17 +85,17 @@
         if (response.ok) {
           form.elements.text.value = "";
           form.elements.key.value = newKey();
-          note("", "state");
+          failed("");
           return null;
         }
         return response.text().then(function (text) {
-          note(text || "The server refused the message (" + response.status + ").", "error");
+          failed(text || "The server refused the message (" + response.status + ").");
         });
       })
       .catch(function () {
-        note(controller.signal.aborted
+        failed(controller.signal.aborted
           ? "No answer from the server: the message may have been sent; sending it again will not repeat it."
-          : "The server could not be reached: the message was not sent.", "error");
+          : "The server could not be reached: the message was not sent.");
       })
       .finally(function () {
         clearTimeout(timer);
@@ -103,7 +108,7 @@
     if (!form || form.id !== "send") return;
     event.preventDefault();
     if (form.hasAttribute("aria-busy")) return; // the last one is still on its way
-    if (state !== "live") note(NOTES[state] || "Connecting; you can send once the page is live.", "state");
-    else send(form);
+    if (state === "live") send(form);
+    else if (!NOTES[state]) failed(WAITING);
   });
 })();
