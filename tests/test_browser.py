@@ -17,15 +17,12 @@ from playwright.sync_api import BrowserContext, Route
 import graceful_sse
 
 from browser import (
-    SCREENSHOTS,
     Watched,
     attempts_after_stop,
-    open_demo,
     open_page,
     page_app,
     proxied,
     publish,
-    running_demo,
     running_page_app,
     stats,
 )
@@ -39,52 +36,6 @@ NETWORK = re.compile("net::ERR_CONNECTION_REFUSED|Failed to load resource")
 
 def js_problems(page: Watched) -> list[str]:
     return page.problems_except(NETWORK)
-
-
-def test_the_demo_streams_live_stats_and_messages_posted_from_another_page(
-    context: BrowserContext, tmp_path: Path
-) -> None:
-    with running_demo(tmp_path / "server.log") as server:
-        a = open_demo(context, server)
-        b = open_demo(context, server)
-        a.wait_state("live")
-        b.wait_state("live")
-        a.screenshot_status("live")
-        before = a.page.inner_text("#stats")
-        a.page.wait_for_function(
-            "t => document.querySelector('#stats').innerText !== t", arg=before, timeout=5000
-        )
-        clients = (
-            "[...document.querySelectorAll('#stats .stats > div')].find(d => d.innerText.includes('clients'))"
-        )
-        a.page.wait_for_function(f"{clients}.querySelector('.v').innerText === '2'", timeout=5000)
-
-        b.page.fill("input[name=text]", "Hello from B <b>not bold</b>")
-        b.page.click("button")
-        a.page.locator("#messages li", has_text="Hello from B <b>not bold</b>").wait_for(timeout=5000)
-        assert a.page.locator("#messages b").count() == 0, "user text is escaped"
-        b.page.fill("input[name=text]", "a second message")  # the form has a fresh key after a success
-        b.page.click("button")
-        a.page.locator("#messages li", has_text="a second message").wait_for(timeout=5000)
-        a.page.screenshot(path=str(SCREENSHOTS / "demo.png"))
-        assert a.problems == [] and b.problems == []
-
-
-def test_ctrl_c_on_the_serve_demo_says_stopped_and_the_browser_never_asks_again(
-    context: BrowserContext, tmp_path: Path
-) -> None:
-    with running_demo(tmp_path / "server.log") as server:
-        page = open_demo(context, server)
-        page.wait_state("live")
-        server.sigint_group()
-        assert page.wait_state("stopped", timeout=2.0) < 2.0
-        page.screenshot_status("stopped")
-        server.wait_exit(10)
-        # past the longest restart delay (5 s)
-        connections, requests = attempts_after_stop(page, server.port, 6_000)
-        assert connections == 0, "the browser tried to reconnect to a stopped server"
-        assert requests == 0
-        assert page.status() == "stopped" and page.problems == []
 
 
 def test_sigterm_says_restarting_then_live_and_later_messages_arrive(

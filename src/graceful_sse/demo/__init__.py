@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections import deque
@@ -21,6 +22,7 @@ try:
         A,
         Button,
         Div,
+        Fieldset,
         Footer,
         Form,
         Header,
@@ -30,6 +32,7 @@ try:
         Main,
         NotStr,
         P,
+        Script,
         Section,
         Small,
         Span,
@@ -41,7 +44,9 @@ try:
     )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError("the demo needs its extra: pip install 'graceful-sse[demo]'") from exc
+from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from graceful_sse import (
     BackendUnavailable,
@@ -55,27 +60,36 @@ from graceful_sse import (
     sse_assets,
 )
 
-CSS = (Path(__file__).parent / "style.css").read_text()
+HERE = Path(__file__).parent
+CSS = (HERE / "style.css").read_text()
+SCRIPT = (HERE / "page.js").read_text()  # the stale and stopped states, and sending with feedback
+# At /favicon.ico, where browsers also look for it on pages that name no icon (the stream's, say).
 FAVICON = (
-    "data:image/svg+xml,<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
-    "<circle cx='8' cy='8' r='6' fill='%2316a34a'/></svg>"
-)
-# After a message is sent, the form gets a fresh key (crypto.randomUUID needs a secure context).
-NEXT_KEY = (
-    "if (event.detail.successful) { this.reset(); this.key.value = crypto.randomUUID"
-    " ? crypto.randomUUID() : Date.now() + '-' + Math.random().toString(36).slice(2) }"
+    "<svg xmlns='http://www.w3.org/2000/svg' viewBox='0 0 16 16'>"
+    "<circle cx='8' cy='8' r='6' fill='#16a34a'/></svg>"
 )
 TOPIC = "demo"  # messages: every worker's clients get them (through Redis when it is used)
 STATS = f"stats-{os.getpid()}"  # each worker's own figures, for the clients connected to it
 MAX_MESSAGE = 500
 STARTED = time.monotonic()
 
+
+async def favicon(request: Request) -> Response:
+    return Response(FAVICON, media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"})
+
+
 hub = Hub()
 app, rt = fast_app(
     default_hdrs=False,
-    hdrs=(*SSEScripts(), Style(CSS), Link(rel="icon", href=FAVICON)),
+    hdrs=(
+        *SSEScripts(),
+        Style(CSS),
+        Link(rel="icon", href="/favicon.ico", type="image/svg+xml"),
+        Script(SCRIPT),
+    ),
     lifespan=hub.lifespan,
-    routes=[sse_assets()],
+    # Before FastHTML's own route for static files, which would answer /favicon.ico with a 404.
+    routes=[sse_assets(), Route("/favicon.ico", favicon)],
 )
 recent: deque[str] = deque(maxlen=20)  # the last messages' HTML, from any worker
 process = psutil.Process()
@@ -100,8 +114,34 @@ def stats_panel(clients: int | None = None) -> Div:
     return Div(*(Div(Span(k, cls="k"), Span(v, cls="v")) for k, v in rows), cls="stats")
 
 
+# What an HTML parser would change in text: markup, and CR (read as LF, as SSE reads it too).
+_HTML_TEXT = {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;", ord("\r"): "&#13;"}
+# The line ends of the SSE format (WHATWG HTML): only these, not all that str.splitlines() knows.
+_SSE_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def message_text(posted: str) -> str:
+    """The message a posted text makes: trimmed, and without NUL, which no HTML page can hold
+    (browsers show it as U+FFFD, the replacement character, so the demo stores that)."""
+    return posted.strip().replace("\0", "\ufffd")
+
+
 def message_item(text: str, at: str) -> Li:
-    return Li(Time(at), Span(text))
+    """One message: ``text`` as exactly one element holding that text, whatever it contains."""
+    return Li(Time(at), Span(NotStr(text.translate(_HTML_TEXT))))
+
+
+def read_event(chunk: bytes) -> tuple[str, str]:
+    """The name and data of one encoded event, read as a browser's EventSource reads them."""
+    name, values = "message", []
+    for line in _SSE_LINE_END.split(chunk.decode()):
+        field, _, value = line.partition(":")
+        value = value[1:] if value.startswith(" ") else value
+        if field == "event":
+            name = value
+        elif field == "data":
+            values.append(value)
+    return name, "\n".join(values)
 
 
 @hub.producer(every=1.0)
@@ -119,8 +159,9 @@ async def system_updates() -> None:
 async def remember_messages() -> None:
     """Keep the last messages for pages that open later, whichever worker took them."""
     async for chunk in hub.subscribe(TOPIC):
-        lines = chunk.decode().splitlines()
-        recent.append("\n".join(line[6:] for line in lines if line.startswith("data: ")))
+        name, data = read_event(chunk)
+        if name == "chat":  # not the hub's own notices (missed, reset)
+            recent.append(data)
 
 
 @rt("/")
@@ -131,26 +172,39 @@ def index():
         Main(
             SSEStream(
                 "/stream",
-                Section(H2("Server"), Div(stats_panel(), id="stats", sse_swap="stats"), cls="card"),
+                Section(
+                    H2("Server ", Span("last known values", cls="stale-badge")),
+                    Div(stats_panel(), id="stats", sse_swap="stats"),
+                    id="server-card",
+                    cls="card",
+                ),
                 Section(
                     H2("Messages"),
                     Form(
-                        Input(
-                            name="text",
-                            placeholder="Say something to every open page",
-                            maxlength=MAX_MESSAGE,
-                            required=True,
-                            autocomplete="off",
-                            aria_label="Message",
+                        Fieldset(
+                            Input(
+                                name="text",
+                                placeholder="Say something to every open page",
+                                maxlength=MAX_MESSAGE,
+                                required=True,
+                                # Some text besides white space, as the server asks (any line break).
+                                pattern=r"[\s\S]*\S[\s\S]*",
+                                title="Some text to send",
+                                autocomplete="off",
+                                aria_label="Message",
+                            ),
+                            # One key per message: a resubmission after a failure or a lost answer
+                            # carries the same key, and the hub delivers it at most once.
+                            Input(type="hidden", name="key", value=uuid.uuid4().hex),
+                            Button("Send", name="send"),
+                            name="fields",
                         ),
-                        # One key per message: a resubmission after a failure or a lost answer
-                        # carries the same key, and the hub delivers it at most once.
-                        Input(type="hidden", name="key", value=uuid.uuid4().hex),
-                        Button("Send"),
-                        hx_post="/messages",
-                        hx_swap="none",
-                        hx_on__after_request=NEXT_KEY,
+                        # page.js sends it with fetch and tells the outcome in the note below.
+                        id="send",
+                        method="post",
+                        action="/messages",
                     ),
+                    P(id="send-note", cls="send-note", role="status", aria_live="polite", hidden=True),
                     Ul(
                         *(NotStr(item) for item in reversed(recent)),
                         id="messages",
@@ -194,7 +248,7 @@ def stream():
 
 @rt("/messages", methods=["post"])
 async def post_message(text: str = "", key: str = ""):
-    text = text.strip()
+    text = message_text(text)
     if not text:
         return Response("A message needs some text.", status_code=400)
     if len(text) > MAX_MESSAGE:
