@@ -13,7 +13,7 @@ class Message(BaseModel):
 
 @app.get("/updates")
 async def updates() -> EventStream:
-    return EventStream(hub.subscribe("updates"), status=None)  # status=None: no htmx fragments
+    return EventStream(hub.subscribe("updates"))
 
 
 @app.post("/say", status_code=204)

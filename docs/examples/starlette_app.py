@@ -9,7 +9,7 @@ hub = Hub()
 
 
 async def updates(request: Request) -> Response:
-    return EventStream(hub.subscribe("updates"), status=None)  # status=None: no htmx fragments
+    return EventStream(hub.subscribe("updates"))
 
 
 async def say(request: Request) -> Response:

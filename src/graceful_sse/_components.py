@@ -18,7 +18,8 @@ try:
     from fasthtml.common import FT, Div, Link, NotStr, Script
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "graceful_sse's FastHTML components need FastHTML: pip install 'graceful-sse[fasthtml]'"
+        "graceful_sse's FastHTML components need FastHTML: install the fasthtml extra "
+        "(pip install -e '.[fasthtml]' in a clone, or the wheel with [fasthtml])"
     ) from exc
 from starlette.routing import Mount
 

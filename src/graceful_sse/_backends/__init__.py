@@ -193,7 +193,8 @@ def open_backend(url: str | None, *, history: int, history_age: float | None) ->
             from .redis import RedisBackend
         except ImportError as exc:  # redis-py is the optional extra
             raise ImportError(
-                f"the broker URL {_shown(url)} needs redis-py: pip install 'graceful-sse[redis]'"
+                f"the broker URL {_shown(url)} needs redis-py: install the redis extra "
+                "(pip install -e '.[redis]' in a clone, or the wheel with [redis])"
             ) from exc
         return RedisBackend(url, history=history, history_age=history_age)
     raise ValueError(

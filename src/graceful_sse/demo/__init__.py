@@ -43,7 +43,10 @@ try:
         fast_app,
     )
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError("the demo needs its extra: pip install 'graceful-sse[demo]'") from exc
+    raise ImportError(
+        "the demo needs its extra: install the demo extra "
+        "(pip install -e '.[demo]' in a clone, or the wheel with [demo])"
+    ) from exc
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
