@@ -241,7 +241,7 @@ def test_the_backend_is_chosen_by_url_and_redis_is_imported_only_when_used(
     monkeypatch.delitem(sys.modules, "graceful_sse._backends.redis", raising=False)
     monkeypatch.setitem(sys.modules, "redis", None)
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
-    with pytest.raises(ImportError, match=r"pip install 'graceful-sse\[redis\]'"):
+    with pytest.raises(ImportError, match=r"install -e '\.\[redis\]'"):
         open_backend("redis://localhost", history=1, history_age=None)
 
 
