@@ -215,14 +215,6 @@ class Run:
         drain = Drain(kind, cause, told=len(streams), bound=self._drain_bound(finish), finish=finish)
         self.drain, self.report = drain, None
         self.lifecycle.farewells.new_drain()
-        finishing = sum(1 for handle in streams if handle.finish > 0)
-        logger.info(
-            "graceful-sse: %s: %s; telling %d open stream(s)%s",
-            cause,
-            "stopping" if kind is Kind.STOP else "restarting",
-            len(streams) - finishing,
-            f", letting {finishing} finish (up to {finish:.1f} s)" if finishing else "",
-        )
         # Each stream wakes, writes its farewell and ends its response; a finite one that asked
         # for time goes on streaming, and is told if it has not ended when its time runs out.
         for handle in streams:
@@ -230,6 +222,13 @@ class Run:
                 drain.let_finish(handle, min(handle.finish, cap))
             else:
                 drain.tell(handle)
+        logger.info(
+            "graceful-sse: %s: %s; telling %d open stream(s)%s",
+            cause,
+            "stopping" if kind is Kind.STOP else "restarting",
+            len(streams) - drain.given_time,
+            f", letting {drain.given_time} finish (up to {finish:.1f} s)" if drain.given_time else "",
+        )
         if drain.waiting_told == 0:
             drain.told_done.set()
         if not self.streams:
