@@ -270,7 +270,7 @@ class RedisBackend(Backend):
                 logger.exception("graceful-sse: the Redis reader failed; starting it again")
             finally:
                 with contextlib.suppress(RedisError, OSError, asyncio.CancelledError):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()  # type: ignore[no-untyped-call, unused-ignore]  # untyped before redis 8.2
             await asyncio.sleep(delay)
             delay = min(delay * 2, RETRY_CAP)
 
@@ -484,8 +484,11 @@ def _connect(url: str) -> aioredis.Redis:
         raise ValueError(f"a Sentinel URL names the service after its hosts: {_shown(url)}")
     hosts = [_host_and_port(host) for host in parts.netloc.rsplit("@", 1)[-1].split(",")]
     query = dict(parse_qsl(parts.query))
-    sentinels = Sentinel(  # type: ignore[no-untyped-call]
-        hosts, sentinel_kwargs={"password": query.get("sentinel_password"), **TIMEOUTS}, **TIMEOUTS
+    sentinels = Sentinel(  # type: ignore[no-untyped-call, unused-ignore]  # untyped before 8.2
+        hosts,
+        sentinel_kwargs={"password": query.get("sentinel_password"), **TIMEOUTS},
+        socket_connect_timeout=TIMEOUTS["socket_connect_timeout"],
+        socket_timeout=TIMEOUTS["socket_timeout"],
     )
     client: aioredis.Redis = sentinels.master_for(
         service,
