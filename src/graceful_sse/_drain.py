@@ -86,7 +86,8 @@ class ShutdownReport:
     seconds: float
     cut: tuple[str, ...] = ()  # each missed stream: its request (no query string) and why
     finishing: int = 0  # ... that were given time to finish (``EventStream(finish=...)``)
-    finished: int = 0  # ... of which ended by themselves within it (the others were told)
+    finished: int = 0  # ... of which ended by themselves within it
+    out_of_time: int = 0  # ... of which were told when it ran out (or at a second Ctrl+C)
 
     def describe(self) -> str:
         """The drain's log line, after "graceful-sse: "."""
@@ -148,6 +149,7 @@ class Drain:
         self.took = self.gone = self.late = self.finished = 0
         self.finishing: dict[StreamHandle, asyncio.TimerHandle] = {}  # each one's time running out
         self.given_time = 0
+        self.out_of_time = 0
         self.waiting_told = 0  # streams told and still writing their farewell
         self.cut: list[str] = []  # the told streams that missed their farewell, and why
         self.done = asyncio.Event()  # every stream ended (or a second Ctrl+C gave up on them)
@@ -168,6 +170,7 @@ class Drain:
 
     def _time_is_up(self, handle: StreamHandle) -> None:
         if self.finishing.pop(handle, None) is not None:
+            self.out_of_time += 1
             self.tell(handle)
 
     def tell_finishing(self) -> None:
@@ -236,5 +239,6 @@ class Drain:
             cut=tuple(self.cut),
             finishing=self.given_time,
             finished=self.finished,
+            out_of_time=self.out_of_time,
         )
         return self.report

@@ -677,6 +677,8 @@ class Hub:
         values["backend"] = self.backend.url.split(":", 1)[0]
         values["shutdowns"] = self.lifecycle.shutdowns
         values["shutdown_seconds_last"] = self.lifecycle.last_shutdown_seconds
+        values["streams_finished"] = self.lifecycle.streams_finished
+        values["streams_out_of_time"] = self.lifecycle.streams_out_of_time
         return values
 
     # -- the subscribers' side -----------------------------------------------------------------
@@ -711,6 +713,7 @@ class Hub:
             return 0
         for sub in chosen:
             sub.end(kind, order.reason)
+        self.counters.streams_ended += len(chosen)
         if chosen:
             named = (("topic", order.topic), ("identity", order.identity))
             what = " and ".join(f"{name} {value!r}" for name, value in named if value is not None)

@@ -123,6 +123,8 @@ class Lifecycle:
         self.producers = Producers()
         self.shutdowns = 0  # drains run, for metrics
         self.last_shutdown_seconds = 0.0
+        self.streams_finished = 0  # streams given time to finish that did (``finish=``), all drains
+        self.streams_out_of_time = 0  # ... that were told when their time ran out
         # Clients that stop reading are theirs to multiply: one line a minute says how many.
         self.cut_off_log = Summary("streams ended for taking no data", level=logging.WARNING)
         self._watched: list[Any] = []  # servers passed to ``watch``
@@ -302,6 +304,8 @@ class Lifecycle:
     def _reported(self, report: ShutdownReport) -> None:
         self.shutdowns += 1
         self.last_shutdown_seconds = report.seconds
+        self.streams_finished += report.finished
+        self.streams_out_of_time += report.out_of_time
 
     # -- producers ---------------------------------------------------------------------------
 

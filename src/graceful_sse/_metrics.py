@@ -26,6 +26,7 @@ class HubMetrics:
     replays: int = 0  # resumptions served from the history
     resets: int = 0  # resumptions that could not be served exactly
     publish_failures: int = 0  # publishes the backend refused (Redis unavailable)
+    streams_ended: int = 0  # subscriptions here that ``hub.end`` ended (an order from any worker)
 
     def as_dict(self) -> dict[str, int]:
         return asdict(self)
@@ -35,6 +36,7 @@ class HubMetrics:
 _FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("connections", "gauge", "Open SSE connections in this process"),
     ("connections_opened", "counter", "SSE connections opened"),
+    ("connections_closed", "counter", "SSE connections closed"),
     ("events_published", "counter", "Events published through this process"),
     ("events_delivered", "counter", "Events handed to streams to write"),
     ("events_dropped", "counter", "Events dropped from full client queues"),
@@ -42,7 +44,10 @@ _FAMILIES: tuple[tuple[str, str, str], ...] = (
     ("replays", "counter", "Last-Event-ID resumptions served from the history"),
     ("resets", "counter", "Last-Event-ID resumptions answered with a reset event"),
     ("publish_failures", "counter", "Publishes refused because the backend was unavailable"),
+    ("streams_ended", "counter", "Streams ended by the app's order (hub.end), in this process"),
     ("shutdowns", "counter", "Shutdown drains run"),
+    ("streams_finished", "counter", "Streams given time to finish at a shutdown that finished in it"),
+    ("streams_out_of_time", "counter", "Streams given time to finish that were told before they ended"),
     ("shutdown_seconds_last", "gauge", "How long the last shutdown drain took"),
 )
 
