@@ -338,16 +338,10 @@ class Lifecycle:
         if handle.run is not None:
             handle.run.close_stream(handle, outcome)
 
-    def farewell(
-        self,
-        kind: KindName,
-        status_id: str | None = None,
-        *,
-        named_status: bool = True,
-        reason: str | None = None,
-    ) -> bytes:
-        """The bytes that end a stream told ``kind``, its status showing ``reason`` (see ``_farewell``)."""
-        return self.farewells.build(as_kind(kind), status_id, named_status=named_status, reason=reason)
+    def farewell(self, kind: KindName) -> bytes:
+        """The bytes that end a stream told ``kind`` (without a status update; streams ask
+        ``farewells`` for theirs)."""
+        return self.farewells.build(as_kind(kind))
 
     # -- shutdown ----------------------------------------------------------------------------
 

@@ -424,7 +424,7 @@ class _Stream(StreamHandle):
         kind = self.kind if ending is None else ending.kind
         assert kind is not None
         reason = None if ending is None else ending.reason
-        data = prefix + self.lifecycle.farewell(kind, self.status, named_status=named, reason=reason)
+        data = prefix + self.lifecycle.farewells.build(kind, self.status, named_status=named, reason=reason)
         self._task = asyncio.current_task()
         try:
             if self.late:  # the drain may be over: this stream keeps its own bound
