@@ -459,7 +459,8 @@ def test_an_answer_on_an_http2_connection_finishes_through_the_goaway(h2_server:
 def test_an_answer_on_an_http2_connection_longer_than_its_finish_time_gets_the_farewell(
     h2_server: Server,
 ) -> None:
-    """The farewell comes when the time runs out, on the answer's own stream, after the GOAWAY."""
+    """The farewell comes when the time runs out, on the answer's own stream, then its END_STREAM
+    (under Granian after its GOAWAY, which came at the signal; under Hypercorn before it)."""
     record, _, seconds = asyncio.run(_h2_answer_beside_a_subscription(h2_server, 1.0, after=0.5))
     log = h2_server.log
     answer_stream, sub = record.streams.values()
