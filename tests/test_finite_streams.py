@@ -316,7 +316,8 @@ def test_a_server_graceful_timeout_caps_finishing_and_the_farewell_still_arrives
 
 # -- worker recycling: the server stops listening at its request limit, with no signal ----------
 
-LIMIT = 10  # the worker's requests: the server's first answer, the pid, the two streams, then ours
+# The worker's request limit: the harness's ready check, the pid, the two streams, then ours reach it.
+LIMIT = 10
 
 
 async def _recycle_mid_answer(server: Server) -> tuple[list[Stream], list[int], bool]:
@@ -348,7 +349,7 @@ def test_a_recycled_worker_lets_the_answer_in_flight_finish(name: str, tmp_path:
             wait_pid_gone(old_pid, EXIT_BOUND)
             assert worker_pid(server) != old_pid, "gunicorn's new worker answers"
         log = server.log
-    print(f"{name}: {len(answered)} request(s) answered (limit {LIMIT}), then the answer ended whole")
+    print(f"{name}: {len(answered)} plain request(s) answered; the worker's limit is {LIMIT}")
     assert "Maximum request limit" in log, log[-3000:]
     assert answered and set(answered) == {200}, ("every request the worker took was answered", answered)
     assert_the_answer_came_whole(answer_stream, log)
