@@ -1,4 +1,4 @@
-"""Fixtures shared by the tests: the async runner, signal handlers, Redis, Chromium; and the
+"""Fixtures shared by the tests: the async runner, signal handlers, Redis, HTTP/2 servers, Chromium;
 session's guard against processes left behind."""
 
 from __future__ import annotations
@@ -7,12 +7,24 @@ import os
 import signal
 import uuid
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from xdist import is_xdist_worker
 
-from harness import OWNER_VAR, SESSION_VAR, Watchdog, describe, reap, session_processes
+from harness import (
+    OWNER_VAR,
+    SESSION_VAR,
+    Server,
+    Watchdog,
+    describe,
+    free_port,
+    h2_mode,
+    reap,
+    session_processes,
+    wait_ready_over_h2,
+)
 from redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -41,6 +53,37 @@ def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     server = RedisServer(tmp_path_factory.mktemp("redis"))
     yield server
     server.kill()
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 and its key, for the TLS HTTP/2 servers."""
+    import trustme  # only where a test asks for TLS
+
+    where = tmp_path_factory.mktemp("tls")
+    cert = trustme.CA().issue_cert("127.0.0.1")
+    cert_path, key_path = where / "cert.pem", where / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(cert_path)
+    cert.private_key_pem.write_to_path(key_path)
+    return cert_path, key_path
+
+
+@pytest.fixture
+def h2_server(
+    request: pytest.FixtureRequest, certificate: tuple[Path, Path], tmp_path: Path
+) -> Iterator[Server]:
+    """An HTTP/2 server, parametrised (indirectly) by (server, tls[, app]): one of ``H2_SERVERS``."""
+    server_name, tls, app = (*request.param, "fh_app:app")[:3]
+    port = free_port()
+    server = Server(
+        h2_mode(server_name, port, certificate if tls else None, app), port, tmp_path / "server.log"
+    )
+    server.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    try:
+        wait_ready_over_h2(server)
+        yield server
+    finally:
+        server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import os
 import signal
 import socket
@@ -95,6 +96,13 @@ def demo(port: int) -> RunMode:
     return RunMode("demo under serve()", [sys.executable, "-m", "graceful_sse.demo", "--port", str(port)])
 
 
+def notebook(port: int, control: Path, flavour: str) -> RunMode:
+    """apps/notebook.py: FastHTML's ``JupyUvi`` (``thread``) or ``JupyUviAsync`` (``async``) serving
+    fh_app, stopped when the file ``control``/stop-1 appears, started again, stopped at stop-2."""
+    argv = [sys.executable, "notebook.py", str(port), str(control), flavour]
+    return RunMode(f"notebook ({flavour})", argv, env={"IN_SOLVEIT": "1"})
+
+
 class Server:
     """A server process in its own process group (so that SIGINT can go to the whole group)."""
 
@@ -132,6 +140,13 @@ class Server:
                     return
             time.sleep(0.1)
         raise TimeoutError(f"{self.mode.name} not ready in {timeout} s:\n{self.log}")
+
+    def wait_for_line(self, line: str, timeout: float = 10.0) -> None:
+        """Until ``line`` is in the server's log (what a script prints as it goes)."""
+        deadline = time.monotonic() + timeout
+        while line not in self.log:
+            assert time.monotonic() < deadline, (line, self.log[-3000:])
+            time.sleep(0.05)
 
     def sigint_group(self) -> None:
         """What a terminal's Ctrl+C does: SIGINT to every process of the foreground group."""
@@ -185,6 +200,82 @@ def running(
         yield server
     finally:
         server.kill()
+
+
+# ---- worker recycling: a request limit, and no signal -----------------------------------------
+
+
+def recycling(mode: RunMode, limit: int) -> RunMode:
+    """``mode`` (uvicorn or gunicorn) with its worker recycled after ``limit`` requests."""
+    if mode.name == "gunicorn":  # one worker, so that every request counts towards its limit
+        head = mode.argv[: mode.argv.index("-w")]
+        return dataclasses.replace(mode, argv=[*head, "-w", "1", "--max-requests", str(limit), mode.argv[-1]])
+    return dataclasses.replace(mode, argv=[*mode.argv, "--limit-max-requests", str(limit)])
+
+
+async def pass_the_limit(server: Server, limit: int) -> list[int]:
+    """Plain requests until the worker stops answering on its current listener; the status of each
+    one answered."""
+    statuses = []
+    async with httpx.AsyncClient(timeout=2) as client:
+        for _ in range(limit * 2):
+            try:
+                statuses.append((await client.get(server.url + "/stats")).status_code)
+            except httpx.HTTPError:
+                break
+    return statuses
+
+
+def worker_pid(server: Server) -> int:
+    return int(httpx.get(server.url + "/stats", timeout=5).json()["pid"])
+
+
+def wait_pid_gone(pid: int, timeout: float) -> float:
+    """Seconds until process ``pid`` (not ours to wait for: a gunicorn worker) is gone."""
+    start = time.monotonic()
+    while Path(f"/proc/{pid}").exists() and "Z" not in _state(pid):
+        if time.monotonic() - start > timeout:
+            raise TimeoutError(f"worker {pid} still alive after {timeout} s")
+        time.sleep(0.05)
+    return time.monotonic() - start
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+# ---- HTTP/2: Hypercorn and Granian, h2c or TLS ------------------------------------------------
+
+H2_SERVERS = [("hypercorn", False), ("hypercorn", True), ("granian", False), ("granian", True)]
+H2_IDS = ["hypercorn-h2c", "hypercorn-tls", "granian-h2c", "granian-tls"]
+TLS_OPTIONS = {"hypercorn": ("--certfile", "--keyfile"), "granian": ("--ssl-certificate", "--ssl-keyfile")}
+
+
+def h2_mode(server: str, port: int, tls: tuple[Path, Path] | None, app: str) -> RunMode:
+    """The server's HTTP/1.1 run mode with HTTP/2 (Granian must be told) and TLS if asked."""
+    argv = [app if arg == "fh_app:app" else arg for arg in run_modes(port)[server].argv]
+    if server == "granian":
+        argv += ["--http", "2"]
+    if tls:
+        cert_option, key_option = TLS_OPTIONS[server]
+        argv += [cert_option, str(tls[0]), key_option, str(tls[1])]
+    return RunMode(f"{server} HTTP/2{' TLS' if tls else ''}", argv)
+
+
+def wait_ready_over_h2(server: Server, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    with httpx.Client(http1=False, http2=True, verify=False, timeout=2) as client:
+        while time.monotonic() < deadline:
+            assert server.proc.poll() is None, server.log
+            try:
+                if client.get(server.url + "/stats").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+    raise TimeoutError(server.log)
 
 
 @dataclass

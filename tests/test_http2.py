@@ -16,16 +16,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
-import trustme
 from h2_client import open_h2_streams
 
-from harness import LIFESPAN_DONE, RunMode, Server, free_port, run_modes
+from harness import H2_IDS, H2_SERVERS, LIFESPAN_DONE, Server
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -36,67 +32,8 @@ STREAMS = ["/stream"] * 5 + ["/gen"] * 5
 BOUND = 10.0
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    where = tmp_path_factory.mktemp("tls")
-    cert = trustme.CA().issue_cert("127.0.0.1")
-    cert_path, key_path = where / "cert.pem", where / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(cert_path)
-    cert.private_key_pem.write_to_path(key_path)
-    return cert_path, key_path
-
-
-TLS_OPTIONS = {"hypercorn": ("--certfile", "--keyfile"), "granian": ("--ssl-certificate", "--ssl-keyfile")}
-
-
-def _mode(server: str, port: int, tls: tuple[Path, Path] | None, app: str) -> RunMode:
-    """The server's HTTP/1.1 run mode with HTTP/2 (Granian must be told) and TLS if asked."""
-    argv = [app if arg == "fh_app:app" else arg for arg in run_modes(port)[server].argv]
-    if server == "granian":
-        argv += ["--http", "2"]
-    if tls:
-        cert_option, key_option = TLS_OPTIONS[server]
-        argv += [cert_option, str(tls[0]), key_option, str(tls[1])]
-    return RunMode(f"{server} HTTP/2{' TLS' if tls else ''}", argv)
-
-
-@pytest.fixture
-def h2_server(
-    request: pytest.FixtureRequest, certificate: tuple[Path, Path], tmp_path: Path
-) -> Iterator[Server]:
-    server_name, tls, app = (*request.param, "fh_app:app")[:3]
-    port = free_port()
-    server = Server(
-        _mode(server_name, port, certificate if tls else None, app), port, tmp_path / "server.log"
-    )
-    server.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    try:
-        _wait_ready_over_h2(server)
-        yield server
-    finally:
-        server.kill()
-
-
-def _wait_ready_over_h2(server: Server, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(http1=False, http2=True, verify=False, timeout=2) as client:
-        while time.monotonic() < deadline:
-            assert server.proc.poll() is None, server.log
-            try:
-                if client.get(server.url + "/stats").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-    raise TimeoutError(server.log)
-
-
-SERVERS = [("hypercorn", False), ("hypercorn", True), ("granian", False), ("granian", True)]
-
-
 @pytest.mark.parametrize("signal_name, farewell", [("SIGINT", "shutdown"), ("SIGTERM", "restart")])
-@pytest.mark.parametrize(
-    "h2_server", SERVERS, ids=["hypercorn-h2c", "hypercorn-tls", "granian-h2c", "granian-tls"], indirect=True
-)
+@pytest.mark.parametrize("h2_server", H2_SERVERS, ids=H2_IDS, indirect=True)
 def test_every_stream_on_a_connection_gets_its_farewell(
     h2_server: Server, signal_name: str, farewell: str
 ) -> None:

@@ -9,7 +9,6 @@ the next start must serve streams that stay open, and the process (the kernel) m
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from pathlib import Path
 
@@ -19,10 +18,10 @@ import pytest
 from harness import (
     FORBIDDEN_LOG_LINES,
     LIFESPAN_DONE,
-    RunMode,
     Server,
     busy_machine,
     free_port,
+    notebook,
     open_streams,
     running,
 )
@@ -46,22 +45,14 @@ async def _stop_with_streams_open(server: Server, stop: Path, stay_open: float) 
         return streams, time.monotonic() - start
 
 
-def _wait_for_line(server: Server, line: str, timeout: float = BOUND) -> None:
-    deadline = time.monotonic() + timeout
-    while line not in server.log:
-        assert time.monotonic() < deadline, server.log[-3000:]
-        time.sleep(0.05)
-
-
 @pytest.mark.parametrize("flavour", ["thread", "async"], ids=["JupyUvi", "JupyUviAsync"])
 def test_stop_and_start_again_gives_farewells_each_time(tmp_path: Path, flavour: str) -> None:
     port = free_port()
-    argv = [sys.executable, "notebook.py", str(port), str(tmp_path), flavour]
-    mode = RunMode(f"notebook ({flavour})", argv, env={"IN_SOLVEIT": "1"})
+    mode = notebook(port, tmp_path, flavour)
     # On a busy machine the next start can come before the stopped server's watch looks again.
     with busy_machine(), running(mode, port, tmp_path / "server.log") as server:
         first, first_seconds = asyncio.run(_stop_with_streams_open(server, tmp_path / "stop-1", 0.5))
-        _wait_for_line(server, "notebook: started 2")
+        server.wait_for_line("notebook: started 2", BOUND)
         server.wait_ready()
         second, second_seconds = asyncio.run(_stop_with_streams_open(server, tmp_path / "stop-2", 3.0))
         server.wait_exit(BOUND)
