@@ -363,7 +363,7 @@ class Lifecycle:
         """After an explicit ``shutdown()``, accept new streams normally again."""
         run = self._current()
         if run is not None and run.drain is not None:
-            run.drain = None
+            run.reopen()
             logger.info("graceful-sse: accepting streams again")
 
     def request_shutdown(self, kind: KindName = Kind.STOP) -> None:

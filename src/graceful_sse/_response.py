@@ -43,6 +43,9 @@ WATCHER_GRACE = 1.0  # after a complete response, how long its watcher may take 
 NEVER_AGAIN = 1 << 62  # a server whose send is not a coroutine cannot be written to that way
 DROP_WAIT = 1.0  # how long a dropped connection's stream waits for the server to see it closed
 ERROR_EVENT = encode(Event(event="error", data={"message": "The stream failed on the server."}))
+# A stream that finishes during a drain ends with a comment, not an empty body: Hypercorn's
+# HTTP/2 sends its GOAWAY before the END_STREAM of an empty last body, and h2 then drops it.
+FINISHED_IN_DRAIN = comment("end")
 
 
 class _Status(enum.Enum):
@@ -343,7 +346,9 @@ class _Stream(StreamHandle):
             return Outcome.GONE
         if ended is _Pumped.CUT:
             return await self._cut_off(scope, receive)
-        return await self._end(ERROR_EVENT if ended is _Pumped.FAILED else b"")
+        if ended is _Pumped.FAILED:
+            return await self._end(ERROR_EVENT)
+        return await self._end(FINISHED_IN_DRAIN if self.lifecycle.draining else b"")
 
     def _opening(self, named: bool) -> bytes:
         """``retry:``, a comment and the status (or at least an id to resume from).

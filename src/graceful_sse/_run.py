@@ -71,6 +71,7 @@ class Run:
         self._guard: ExitGuard | None = None
         self._guard_from_signal = False
         self._settling: asyncio.TimerHandle | None = None  # a restart waiting for a stop to overtake it
+        self._triggered_at: float | None = None  # loop time of the first trigger (a settle's start)
 
     # -- start and end -----------------------------------------------------------------------
 
@@ -184,6 +185,7 @@ class Run:
     def _settle(self, cause: str) -> None:
         # A Ctrl+C reaches a reloader's child as its own SIGINT and as the reloader's SIGTERM, in
         # either order: a restart waits a moment, and a stop arriving meanwhile replaces it.
+        self._triggered_at = self.loop.time()
         self._settling = self.loop.call_later(self.lifecycle.restart_settle, self.begin, Kind.RESTART, cause)
 
     def _again(self, sig: signal.Signals) -> None:
@@ -287,17 +289,30 @@ class Run:
         if cancelled:
             logger.info("graceful-sse: stopped %d background producer(s)", cancelled)
 
+    def reopen(self) -> None:
+        """After an explicit shutdown: streams open normally again, the next shutdown is new."""
+        self.drain = None
+        self._triggered_at = None
+
     def _finish_cap(self) -> float:
         # A server that cancels what is still open after its own graceful timeout (Hypercorn's
         # graceful_timeout, uvicorn's --timeout-graceful-shutdown) caps how long streams may
         # finish: each still needs a moment for its farewell before that.
-        grace = self.triggers.server_grace
+        grace = self._server_grace_left()
         return float("inf") if grace is None else max(grace - GRACE_MARGIN - MIN_FLUSH, 0.0)
 
     def _drain_bound(self, finish: float) -> float:
         # Streams still writing are closed before the server cancels them (Hypercorn's
         # graceful_timeout, 3 s by default, begins with its shutdown, as our drain does).
-        grace, timeout = self.triggers.server_grace, self.lifecycle.drain_timeout
+        grace, timeout = self._server_grace_left(), self.lifecycle.drain_timeout
         if grace is None:
             return timeout
         return max(MIN_FLUSH, min(timeout, grace - GRACE_MARGIN - finish))
+
+    def _server_grace_left(self) -> float | None:
+        # The server's graceful timeout runs from its own trigger: a restart that settled first
+        # has already used some of it (uvicorn's starts later, when it gets the held signal).
+        grace = self.triggers.server_grace
+        if grace is None or self._triggered_at is None:
+            return grace
+        return grace - (self.loop.time() - self._triggered_at)
