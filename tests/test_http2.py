@@ -20,12 +20,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 import trustme
 from h2_client import open_h2_streams
 
-from harness import LIFESPAN_DONE, RunMode, Server, free_port, run_modes
+from harness import LIFESPAN_DONE, RunMode, Server, free_port, run_modes, running
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser
@@ -66,28 +65,10 @@ def h2_server(
 ) -> Iterator[Server]:
     server_name, tls, app = (*request.param, "fh_app:app")[:3]
     port = free_port()
-    server = Server(
-        _mode(server_name, port, certificate if tls else None, app), port, tmp_path / "server.log"
-    )
-    server.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    try:
-        _wait_ready_over_h2(server)
+    mode = _mode(server_name, port, certificate if tls else None, app)
+    scheme = "https" if tls else "http"
+    with running(mode, port, tmp_path / "server.log", scheme=scheme, http2=True) as server:
         yield server
-    finally:
-        server.kill()
-
-
-def _wait_ready_over_h2(server: Server, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(http1=False, http2=True, verify=False, timeout=2) as client:
-        while time.monotonic() < deadline:
-            assert server.proc.poll() is None, server.log
-            try:
-                if client.get(server.url + "/stats").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-    raise TimeoutError(server.log)
 
 
 SERVERS = [("hypercorn", False), ("hypercorn", True), ("granian", False), ("granian", True)]
