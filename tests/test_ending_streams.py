@@ -1,6 +1,6 @@
 """The app ends streams itself: by topic or by identity, ``stop`` with a reason or ``restart``.
 
-In-process for the contract (the memory backend, responses called with a client we control);
+In-process for the contract (the memory backend, the streams read with ``SSEClient``);
 over the wire on 2 uvicorn workers sharing a real redis-server (only the named streams end, on
 both workers, each with its farewell); in Chromium (the page shows the reason and asks the
 stream URL nothing more).

@@ -1,4 +1,9 @@
-"""EventStream in-process: what a client receives, and how the stream ends in each case."""
+"""EventStream in-process: what a client receives, and how the stream ends in each case.
+
+What a page gets is read as an app author reads it, with ``SSEClient``; what is checked on the
+wire (bytes, headers, heartbeats' timing, a client that leaves, stops reading or fails writes)
+drives the response with tests/asgi.py's ``Client``.
+"""
 
 from __future__ import annotations
 
