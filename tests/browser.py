@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ ARGS = [
 ]
 SCREENSHOTS = Path(__file__).parent.parent / "docs" / "screenshots"
 RECONNECT = "#sse-status [data-sse-reconnect]"
+# Chromium reports a refused connection itself; that is the network, not the page's scripts.
+NETWORK = re.compile("net::ERR_CONNECTION_REFUSED|Failed to load resource")
 
 
 @contextlib.contextmanager
@@ -88,6 +90,10 @@ class Watched:
         """The console problems that match none of the ``expected`` ones (the network's, say)."""
         return [p for p in self.problems if not any(e.search(p) for e in expected)]
 
+    def script_problems(self) -> list[str]:
+        """The console problems of the page's scripts: the network's (``NETWORK``) left out."""
+        return self.problems_except(NETWORK)
+
     def requests_during(self, ms: int) -> int:
         """How many stream requests the page makes in the next ``ms`` milliseconds."""
         before = len(self.stream_requests)
@@ -116,6 +122,21 @@ def open_page(context: BrowserContext, url: str, stream_path: str = "/feed") -> 
     )
     page.goto(url)
     return watched
+
+
+def live_page(context: BrowserContext, url: str) -> Watched:
+    """The page at ``url``, once its indicator shows live."""
+    page = open_page(context, url)
+    page.wait_state("live")
+    return page
+
+
+def live_tabs(context: BrowserContext, url: str, count: int) -> list[Watched]:
+    """``count`` tabs of the page at ``url``, each once its indicator shows live."""
+    tabs = [open_page(context, url) for _ in range(count)]
+    for tab in tabs:
+        tab.wait_state("live")
+    return tabs
 
 
 def attempts_after_stop(page: Watched, port: int, ms: int) -> tuple[int, int]:
@@ -157,6 +178,23 @@ def running_demo(log: Path) -> Iterator[Server]:
 def open_demo(context: BrowserContext, server: Server) -> Watched:
     """The demo's page (its stream is /stream)."""
     return open_page(context, server.url + "/", stream_path="/stream")
+
+
+@contextlib.contextmanager
+def live_demo(
+    context: BrowserContext,
+    log: Path,
+    mode: Callable[[int], RunMode] = demo,
+    port: int | None = None,
+    env: dict[str, str] | None = None,
+) -> Iterator[tuple[Server, Watched]]:
+    """The demo run by ``mode`` (FastHTML's ``serve()`` by default) on ``port`` (a free one by
+    default), and a page of it once its stream is live."""
+    port = port or free_port()
+    with running(mode(port), port, log, env=env, ready_path="/") as server:
+        page = open_demo(context, server)
+        page.wait_state("live")
+        yield server, page
 
 
 def publish(url: str, text: str) -> str:

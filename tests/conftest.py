@@ -22,8 +22,8 @@ from harness import (
     free_port,
     h2_mode,
     reap,
+    running,
     session_processes,
-    wait_ready_over_h2,
 )
 from redis_server import RedisServer
 
@@ -75,15 +75,10 @@ def h2_server(
     """An HTTP/2 server, parametrised (indirectly) by (server, tls[, app]): one of ``H2_SERVERS``."""
     server_name, tls, app = (*request.param, "fh_app:app")[:3]
     port = free_port()
-    server = Server(
-        h2_mode(server_name, port, certificate if tls else None, app), port, tmp_path / "server.log"
-    )
-    server.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-    try:
-        wait_ready_over_h2(server)
+    mode = h2_mode(server_name, port, certificate if tls else None, app)
+    scheme = "https" if tls else "http"
+    with running(mode, port, tmp_path / "server.log", scheme=scheme, http2=True) as server:
         yield server
-    finally:
-        server.kill()
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,10 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -107,12 +108,18 @@ class Server:
     """A server process in its own process group (so that SIGINT can go to the whole group)."""
 
     def __init__(
-        self, mode: RunMode, port: int, log: Path, env: dict[str, str] | None = None, cwd: Path = APPS
+        self,
+        mode: RunMode,
+        port: int,
+        log: Path,
+        env: dict[str, str] | None = None,
+        cwd: Path = APPS,
+        scheme: str = "http",
     ) -> None:
         self.mode = mode
         self.port = port
         self.log_path = log
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{scheme}://127.0.0.1:{port}"
         full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **mode.env, **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join([str(APPS), full_env.get("PYTHONPATH", "")])
         self._log = log.open("wb")
@@ -130,15 +137,23 @@ class Server:
         self._log.flush()
         return self.log_path.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 30.0, path: str = "/stats") -> None:
+    def wait_ready(
+        self, timeout: float = 30.0, path: str = "/stats", *, any_status: bool = False, http2: bool = False
+    ) -> None:
+        """Until ``path`` answers 200, or answers at all with ``any_status`` (not every app has a
+        page to GET); asked over HTTP/2 with ``http2`` (its certificate unchecked), else HTTP/1.1.
+        The connection is closed after: a kept-alive one would hold a server's shutdown."""
+        options: dict[str, Any] = {"http1": False, "http2": True, "verify": False} if http2 else {}
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.mode.name} exited early:\n{self.log}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(self.url + path, timeout=1).status_code == 200:
-                    return
-            time.sleep(0.1)
+        with httpx.Client(timeout=2 if http2 else 1, **options) as client:
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"{self.mode.name} exited early:\n{self.log}")
+                with contextlib.suppress(httpx.HTTPError):
+                    status = client.get(self.url + path).status_code
+                    if any_status or status == 200:
+                        return
+                time.sleep(0.1)
         raise TimeoutError(f"{self.mode.name} not ready in {timeout} s:\n{self.log}")
 
     def wait_for_line(self, line: str, timeout: float = 10.0) -> None:
@@ -192,11 +207,21 @@ def _group_alive(pgid: int) -> bool:
 
 @contextlib.contextmanager
 def running(
-    mode: RunMode, port: int, log: Path, env: dict[str, str] | None = None, ready_path: str = "/stats"
+    mode: RunMode,
+    port: int,
+    log: Path,
+    env: dict[str, str] | None = None,
+    ready_path: str = "/stats",
+    *,
+    scheme: str = "http",
+    any_status: bool = False,
+    http2: bool = False,
 ) -> Iterator[Server]:
-    server = Server(mode, port, log, env)
+    """The server, once ready (``Server.wait_ready``'s ``any_status`` and ``http2``); killed
+    after, whatever happened."""
+    server = Server(mode, port, log, env, scheme=scheme)
     try:
-        server.wait_ready(path=ready_path)
+        server.wait_ready(path=ready_path, any_status=any_status, http2=http2)
         yield server
     finally:
         server.kill()
@@ -265,17 +290,13 @@ def h2_mode(server: str, port: int, tls: tuple[Path, Path] | None, app: str) -> 
     return RunMode(f"{server} HTTP/2{' TLS' if tls else ''}", argv)
 
 
-def wait_ready_over_h2(server: Server, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    with httpx.Client(http1=False, http2=True, verify=False, timeout=2) as client:
-        while time.monotonic() < deadline:
-            assert server.proc.poll() is None, server.log
-            try:
-                if client.get(server.url + "/stats").status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.1)
-    raise TimeoutError(server.log)
+async def until(condition: Callable[[], bool], within: float = 10.0, step: float = 0.01) -> None:
+    """Wait until ``condition()`` holds, looking every ``step`` seconds; fail after ``within``."""
+    for _ in range(int(within / step)):
+        if condition():
+            return
+        await asyncio.sleep(step)
+    raise AssertionError(f"not within {within} s")
 
 
 @dataclass

@@ -6,7 +6,6 @@ The indicator's screenshots land in docs/screenshots/ (the README shows them).
 
 from __future__ import annotations
 
-import re
 import shutil
 import sys
 from pathlib import Path
@@ -17,8 +16,9 @@ from playwright.sync_api import BrowserContext, Route
 import graceful_sse
 
 from browser import (
-    Watched,
     attempts_after_stop,
+    live_page,
+    live_tabs,
     open_page,
     page_app,
     proxied,
@@ -30,21 +30,13 @@ from harness import APPS, RunMode, Server, free_port, running
 
 pytestmark = [pytest.mark.browser, pytest.mark.servers]
 
-# Chromium reports a refused connection itself; that is the network, not the page's scripts.
-NETWORK = re.compile("net::ERR_CONNECTION_REFUSED|Failed to load resource")
-
-
-def js_problems(page: Watched) -> list[str]:
-    return page.problems_except(NETWORK)
-
 
 def test_sigterm_says_restarting_then_live_and_later_messages_arrive(
     context: BrowserContext, tmp_path: Path
 ) -> None:
     port = free_port()
     with running(page_app(port), port, tmp_path / "first.log") as first:
-        page = open_page(context, first.url + "/")
-        page.wait_state("live")
+        page = live_page(context, first.url + "/")
         publish(first.url, "before the restart")
         page.wait_feed("before the restart")
         first.sigterm_main()  # a rolling deploy: SIGTERM means restart
@@ -61,7 +53,7 @@ def test_sigterm_says_restarting_then_live_and_later_messages_arrive(
         "live",
     ]
     assert page.feed() == ["before the restart", "after the restart"]
-    assert js_problems(page) == []
+    assert page.script_problems() == []
 
 
 def test_a_code_change_under_serve_reload_restarts_the_page_back_to_live(
@@ -74,15 +66,14 @@ def test_a_code_change_under_serve_reload_restarts_the_page_back_to_live(
     server = Server(mode, port, tmp_path / "server.log", cwd=tmp_path)  # serve() watches its cwd
     try:
         server.wait_ready()
-        page = open_page(context, server.url + "/")
-        page.wait_state("live")
+        page = live_page(context, server.url + "/")
         app_file.write_text(app_file.read_text() + "\n# a change\n")
         page.wait_state("restarting", timeout=10)
         page.wait_state("live", timeout=20)
         publish(server.url, "after the reload")
         page.wait_feed("after the reload")
         assert "Reloading" in server.log
-        assert js_problems(page) == []
+        assert page.script_problems() == []
     finally:
         server.kill()
 
@@ -92,8 +83,7 @@ def test_a_dropped_connection_resumes_with_last_event_id_and_loses_nothing(
 ) -> None:
     with running_page_app(tmp_path / "server.log") as server:
         with proxied(server) as (proxy, url):
-            page = open_page(context, url)
-            page.wait_state("live")
+            page = live_page(context, url)
             publish(server.url, "m1")
             last = publish(server.url, "m2")
             page.wait_feed("m2")
@@ -107,7 +97,7 @@ def test_a_dropped_connection_resumes_with_last_event_id_and_loses_nothing(
             page.wait_feed("m5")
         assert page.feed() == ["m1", "m2", "m3", "m4", "m5"], "each missed message exactly once"
         assert stats(server.url)["resumed_from"] == [last], "the browser sent Last-Event-ID"
-        assert js_problems(page) == []
+        assert page.script_problems() == []
 
 
 def test_after_max_attempts_it_gives_up_and_reconnect_brings_it_back(
@@ -116,8 +106,7 @@ def test_after_max_attempts_it_gives_up_and_reconnect_brings_it_back(
     port = free_port()
     mode = page_app(port, PAGE_MAX_ATTEMPTS="2")
     with running(mode, port, tmp_path / "first.log") as first:
-        page = open_page(context, first.url + "/")
-        page.wait_state("live")
+        page = live_page(context, first.url + "/")
     # running() ends with SIGKILL: no farewell, the connection just breaks
     page.wait_state("given-up", timeout=20)
     page.screenshot_status("given-up")
@@ -133,8 +122,7 @@ def test_after_max_attempts_it_gives_up_and_reconnect_brings_it_back(
 def test_stopped_then_reconnect_after_the_server_is_back(context: BrowserContext, tmp_path: Path) -> None:
     port = free_port()
     with running(page_app(port), port, tmp_path / "first.log") as first:
-        page = open_page(context, first.url + "/")
-        page.wait_state("live")
+        page = live_page(context, first.url + "/")
         first.sigint_group()
         page.wait_state("stopped", timeout=2)
         first.wait_exit(10)
@@ -157,8 +145,7 @@ def test_the_stop_path_without_our_script_and_with_htmx4(
     context: BrowserContext, tmp_path: Path, htmx: int, monitor: str
 ) -> None:
     with running_page_app(tmp_path / "server.log", htmx, PAGE_MONITOR=monitor) as server:
-        page = open_page(context, server.url + "/")
-        page.wait_state("live")
+        page = live_page(context, server.url + "/")
         publish(server.url, "live message")
         page.wait_feed("live message")
         server.sigint_group()
@@ -173,9 +160,7 @@ def test_tabs_share_one_connection_and_a_new_leader_takes_over(
     context: BrowserContext, tmp_path: Path
 ) -> None:
     with running_page_app(tmp_path / "server.log", PAGE_SHARED="1") as server:
-        tabs = [open_page(context, server.url + "/") for _ in range(3)]
-        for tab in tabs:
-            tab.wait_state("live")
+        tabs = live_tabs(context, server.url + "/", 3)
         assert stats(server.url)["streams"] == 1
         publish(server.url, "to all")
         for tab in tabs:
@@ -197,8 +182,7 @@ def test_tabs_share_one_connection_and_a_new_leader_takes_over(
 
 def test_offline_pauses_and_online_resumes(context: BrowserContext, tmp_path: Path) -> None:
     with running_page_app(tmp_path / "server.log") as server:
-        page = open_page(context, server.url + "/")
-        page.wait_state("live")
+        page = live_page(context, server.url + "/")
         context.set_offline(True)
         page.wait_state("offline", timeout=5)
         page.screenshot_status("offline")
@@ -206,7 +190,7 @@ def test_offline_pauses_and_online_resumes(context: BrowserContext, tmp_path: Pa
         context.set_offline(False)
         page.wait_state("live", timeout=10)
         page.wait_feed("while offline")
-        assert js_problems(page) == []
+        assert page.script_problems() == []
 
 
 def test_connecting_state_screenshot(context: BrowserContext, tmp_path: Path) -> None:

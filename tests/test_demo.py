@@ -26,8 +26,8 @@ from playwright.sync_api import BrowserContext, ConsoleMessage, Page, Request, R
 from graceful_sse import encode
 from graceful_sse.demo import message_item, message_text, read_event
 
-from browser import SCREENSHOTS, Watched, attempts_after_stop, open_demo, running_demo
-from harness import RunMode, Server, demo, free_port, running
+from browser import SCREENSHOTS, Watched, attempts_after_stop, live_demo, open_demo, running_demo
+from harness import RunMode, Server, free_port, running
 from redis_server import RedisServer
 from sse_parser import SSEParser
 
@@ -140,9 +140,7 @@ def test_the_demo_streams_live_stats_and_messages_posted_from_another_page(
 def test_ctrl_c_shows_the_demo_stopped_with_stale_stats_and_a_disabled_form(
     context: BrowserContext, devtools: Devtools, tmp_path: Path
 ) -> None:
-    with running_demo(tmp_path / "server.log") as server:
-        page = open_demo(context, server)
-        page.wait_state("live")
+    with live_demo(context, tmp_path / "server.log") as (server, page):
         send(page, "sent before the stop")
         page.page.locator("#messages li", has_text="sent before the stop").wait_for(timeout=5000)
         assert not stale(page.page)
@@ -171,9 +169,7 @@ def test_ctrl_c_shows_the_demo_stopped_with_stale_stats_and_a_disabled_form(
 def test_a_message_sent_as_the_server_stops_says_so_in_the_page(
     context: BrowserContext, devtools: Devtools, tmp_path: Path
 ) -> None:
-    with running_demo(tmp_path / "server.log") as server:
-        page = open_demo(context, server)
-        page.wait_state("live")
+    with live_demo(context, tmp_path / "server.log") as (server, page):
 
         def stop_first(route: Route) -> None:
             # The post leaves the page while the server is live, and arrives once it has stopped.
@@ -199,10 +195,7 @@ def test_a_message_sent_as_the_server_stops_says_so_in_the_page(
 def test_a_post_the_server_does_not_answer_in_time_says_so_and_a_resend_goes_once(
     context: BrowserContext, devtools: Devtools, tmp_path: Path
 ) -> None:
-    port = free_port()
-    with running(demo_under_uvicorn(port), port, tmp_path / "server.log", ready_path="/") as server:
-        page = open_demo(context, server)
-        page.wait_state("live")
+    with live_demo(context, tmp_path / "server.log", demo_under_uvicorn) as (server, page):
         server.proc.send_signal(signal.SIGSTOP)  # a server that hangs
         try:
             send(page, "into the void")
@@ -229,9 +222,7 @@ def test_a_message_refused_while_redis_is_down_says_so_and_goes_once_when_sent_a
 ) -> None:
     port = free_port()
     env = {"SSE_BROKER_URL": f"{redis.url}?prefix=demo{port}"}
-    with running(demo(port), port, tmp_path / "server.log", env=env, ready_path="/") as server:
-        page = open_demo(context, server)
-        page.wait_state("live")
+    with live_demo(context, tmp_path / "server.log", port=port, env=env) as (server, page):
         redis.kill()
         try:
             send(page, "while redis is down")
@@ -262,9 +253,7 @@ def test_stats_are_stale_while_the_demo_restarts_and_live_again_after(
     context: BrowserContext, devtools: Devtools, tmp_path: Path
 ) -> None:
     port = free_port()
-    with running(demo_under_uvicorn(port), port, tmp_path / "first.log", ready_path="/") as first:
-        page = open_demo(context, first)
-        page.wait_state("live")
+    with live_demo(context, tmp_path / "first.log", demo_under_uvicorn, port) as (first, page):
         first.sigterm_main()  # a deploy: SIGTERM means restart
         page.wait_state("restarting", timeout=5)
         assert stale(page.page) and page.page.is_disabled(SEND)

@@ -1,6 +1,6 @@
 """The app ends streams itself: by topic or by identity, ``stop`` with a reason or ``restart``.
 
-In-process for the contract (the memory backend, responses called with a client we control);
+In-process for the contract (the memory backend, the streams read with ``SSEClient``);
 over the wire on 2 uvicorn workers sharing a real redis-server (only the named streams end, on
 both workers, each with its farewell); in Chromium (the page shows the reason and asks the
 stream URL nothing more).
@@ -12,19 +12,32 @@ import asyncio
 import contextlib
 import json
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
 from test_redis_backend import cut_off_worker
 
-from graceful_sse import BackendUnavailable, EventStream, Hub, InvalidIdentity, InvalidTopic, Subscription
+from graceful_sse import (
+    BackendUnavailable,
+    EventStream,
+    Hub,
+    InvalidIdentity,
+    InvalidTopic,
+    Subscription,
+    testing,
+)
+from graceful_sse.testing import SSEClient
 
-from asgi import App, Client, lifecycle, serve
-from harness import RunMode, Stream, free_port, running
+from asgi import lifecycle
+from harness import RunMode, Stream, free_port, running, until
 from redis_server import RedisServer
 
 if TYPE_CHECKING:
@@ -33,45 +46,37 @@ if TYPE_CHECKING:
 # -- in-process: the contract ----------------------------------------------------------------
 
 
+def _app(hub: Hub) -> Starlette:
+    """``/stream?topic=...&identity=...``: a stream of the hub's (its lifecycle's) topics."""
+
+    def stream(request: Request) -> EventStream:
+        query = request.query_params
+        return EventStream(hub.subscribe(*query.getlist("topic"), identity=query.get("identity")))
+
+    return Starlette(routes=[Route("/stream", stream)])
+
+
 @asynccontextmanager
 async def _streams(
     hub: Hub, **subscriptions: tuple[tuple[str, ...], str | None]
-) -> AsyncIterator[dict[str, Client]]:
-    """One open ``EventStream`` per name: ``name=((topics...), identity)``; all closed after."""
-    clients: dict[str, Client] = {}
-    tasks: list[asyncio.Task[None]] = []
-    app = App()
-    for name, (topics, identity) in subscriptions.items():
-        client = clients[name] = Client()
-        # As an htmx page's stream (htmx=1): its status events carry the reason the page shows.
-        stream = EventStream(hub.subscribe(*topics, identity=identity))
-        tasks.append(serve(stream, client, app, query="htmx=1"))
-    try:
-        async with asyncio.timeout(2):
-            for client in clients.values():
-                await client.opened.wait()
-        yield clients
-    finally:
-        for client in clients.values():
-            client.left.set()
-        async with asyncio.timeout(5):
-            await asyncio.gather(*tasks, return_exceptions=True)
+) -> AsyncIterator[dict[str, testing.Stream]]:
+    """One open stream per name: ``name=((topics...), identity)``; all closed after."""
+    async with SSEClient(_app(hub), lifecycle=hub.lifecycle) as client, contextlib.AsyncExitStack() as opened:
+        streams: dict[str, testing.Stream] = {}
+        for name, (topics, identity) in subscriptions.items():
+            # As an htmx page's stream (htmx=1): its status events carry the reason the page shows.
+            query = [("topic", topic) for topic in topics] + ([("identity", identity)] if identity else [])
+            url = "/stream?" + urlencode([*query, ("htmx", "1")])
+            streams[name] = await opened.enter_async_context(client.stream(url))
+        yield streams
 
 
-async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    for _ in range(int(within / 0.01)):
-        if condition():
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"not within {within} s")
+def _data(stream: testing.Stream, name: str) -> list[str]:
+    return [e.data for e in stream.events if e.event == name]
 
 
-async def _ended(client: Client) -> None:
-    await _until(lambda: client.ended, within=2.0)
-
-
-def _status_label(client: Client) -> str:
-    statuses = client.data("sse-status")
+def _status_label(stream: testing.Stream) -> str:
+    statuses = _data(stream, "sse-status")
     return statuses[-1] if statuses else ""
 
 
@@ -83,27 +88,29 @@ async def test_ending_an_identity_stops_only_its_streams_with_the_reason_shown()
         "alice_chat": (("chat",), "alice"),
         "bob": (("feed",), "bob"),
     }
-    async with _streams(hub, **streams) as clients:
+    async with _streams(hub, **streams) as opened:
         ended = await hub.end(identity="alice", kind="stop", reason="Signed out <for now>")
         assert ended == 2
         for name in ("alice_feed", "alice_chat"):
-            client = clients[name]
-            await _ended(client)
-            shutdown = json.loads(client.data("shutdown")[-1])
+            stream = opened[name]
+            shutdown = (await stream.next_event("shutdown")).json()
+            await stream.closed()
             assert shutdown == {
                 "kind": "stop",
                 "message": "Signed out <for now>",
                 "reason": "Signed out <for now>",
             }
-            assert client.parser.retry == 24 * 60 * 60 * 1000  # a bare EventSource does not come back soon
-            status = _status_label(client)
+            assert stream.retry == 24 * 60 * 60 * 1000  # a bare EventSource does not come back soon
+            status = _status_label(stream)
             assert 'data-state="stopped"' in status and "Signed out &lt;for now&gt;" in status
             assert "<for now>" not in status  # the app's text is escaped in the page's HTML
         # Bob's stream is untouched: still open, and still getting what is published.
-        bob = clients["bob"]
+        bob = opened["bob"]
         await hub.publish("feed", "for bob")
-        await bob.got("message")
-        assert not bob.ended and bob.data("shutdown") == [] and bob.data() == ["for bob"]
+        assert (await bob.next_event()).data == "for bob"
+        assert bob.open and [(e.event, e.data) for e in bob.events if e.event != "sse-status"] == [
+            ("message", "for bob")
+        ]
         assert hub.connections() == 1 and hub.connections("chat") == 0
 
 
@@ -111,28 +118,28 @@ async def test_ending_an_identity_stops_only_its_streams_with_the_reason_shown()
 async def test_ending_a_topic_restarts_its_streams_and_leaves_the_others() -> None:
     hub = Hub(lifecycle=lifecycle(restart_window=(1.0, 2.0)))
     streams = {"a": (("closing",), "alice"), "b": (("closing", "other"), None), "c": (("other",), "alice")}
-    async with _streams(hub, **streams) as clients:
+    async with _streams(hub, **streams) as opened:
         assert await hub.end(topic="closing", kind="restart", reason="Room closed") == 2
         for name in ("a", "b"):
-            await _ended(clients[name])
-            restart = json.loads(clients[name].data("restart")[-1])
+            restart = (await opened[name].next_event("restart")).json()
+            await opened[name].closed()
             assert restart["kind"] == "restart" and restart["reason"] == "Room closed"
-            assert 1000 <= restart["retry"] <= 2000 and clients[name].parser.retry == restart["retry"]
-            assert 'data-state="restarting"' in _status_label(clients[name])
-        assert not clients["c"].ended and hub.connections() == 1
+            assert 1000 <= restart["retry"] <= 2000 and opened[name].retry == restart["retry"]
+            assert 'data-state="restarting"' in _status_label(opened[name])
+        assert opened["c"].open and hub.connections() == 1
 
 
 @pytest.mark.anyio
 async def test_an_identity_on_one_topic_ends_only_there_and_nothing_matching_ends_nothing() -> None:
     hub = Hub(lifecycle=lifecycle())
     streams = {"feed": (("feed",), "alice"), "admin": (("admin",), "alice")}
-    async with _streams(hub, **streams) as clients:
+    async with _streams(hub, **streams) as opened:
         assert await hub.end(identity="carol") == 0
         assert await hub.end(topic="nobody-listens") == 0
         assert await hub.end(identity="alice", topic="admin", reason="Permission revoked") == 1
-        await _ended(clients["admin"])
-        assert "Permission revoked" in _status_label(clients["admin"])
-        assert not clients["feed"].ended
+        await opened["admin"].closed()
+        assert "Permission revoked" in _status_label(opened["admin"])
+        assert opened["feed"].open
         # Ending again is harmless: the stream ended once.
         assert await hub.end(identity="alice", topic="admin") == 0
 
@@ -140,11 +147,11 @@ async def test_an_identity_on_one_topic_ends_only_there_and_nothing_matching_end
 @pytest.mark.anyio
 async def test_a_stop_without_a_reason_says_what_a_shutdown_says() -> None:
     hub = Hub(lifecycle=lifecycle(stop_message="Gone"))
-    async with _streams(hub, one=(("t",), None)) as clients:
+    async with _streams(hub, one=(("t",), None)) as opened:
         assert await hub.end(topic="t") == 1
-        await _ended(clients["one"])
-        assert json.loads(clients["one"].data("shutdown")[-1]) == {"kind": "stop", "message": "Gone"}
-        assert "Server stopped" in _status_label(clients["one"])
+        await opened["one"].closed()
+        assert json.loads(_data(opened["one"], "shutdown")[-1]) == {"kind": "stop", "message": "Gone"}
+        assert "Server stopped" in _status_label(opened["one"])
 
 
 @pytest.mark.anyio
@@ -208,7 +215,7 @@ async def test_an_order_from_one_hub_ends_the_streams_of_the_other_through_redis
         # Bytes on the control channel that are no order (another version, a stray publish).
         await a.backend._client.publish(a.backend._keys["control"], b"x\nnot an order")  # type: ignore[attr-defined]
         assert await a.end(identity="alice", reason="Signed out") == 1  # a's own; b's is b's
-        await _until(lambda: subs[b, "alice"][0].ending is not None)
+        await until(lambda: subs[b, "alice"][0].ending is not None)
         for hub in (a, b):
             sub, reading = subs[hub, "alice"]
             assert sub.ending is not None and (sub.ending.kind, sub.ending.reason) == ("stop", "Signed out")
@@ -243,7 +250,7 @@ async def test_a_worker_cut_off_from_redis_ends_its_own_streams_and_says_the_oth
                 assert await b.end(identity="alice") == 0
                 break
             await asyncio.sleep(0.1)
-        await _until(lambda: there.ending is not None)
+        await until(lambda: there.ending is not None)
         for reading in (reading_here, reading_there):
             with pytest.raises(StopAsyncIteration):
                 await reading
@@ -271,7 +278,7 @@ async def _spread_streams(base: str, paths: list[str], spread: list[str]) -> Asy
             streams = [Stream(base + path) for path in paths]
             tasks = [asyncio.create_task(stream.run(client)) for stream in streams]
             try:
-                await _until(lambda streams=streams: all(_worker(s) for s in streams))
+                await until(lambda streams=streams: all(_worker(s) for s in streams))
                 workers = [
                     {_worker(s) for s in streams if s.url.removeprefix(base) in chosen}
                     for chosen in (spread, paths)
@@ -321,7 +328,7 @@ async def test_an_order_on_one_worker_ends_those_streams_on_both_and_no_others(
             # This worker's count only: some of the 5 named streams, the others are the other's.
             assert 1 <= answer.json()["ended_here"] <= 4
             named = [s for s in streams if s.url.removeprefix(server.url) in ended]
-            await _until(lambda: all(_farewell(s) == kind for s in named))
+            await until(lambda: all(_farewell(s) == kind for s in named))
             assert len({_worker(s) for s in named}) == 2
             for stream in named:
                 farewell = json.loads([e.data for e in stream.events if e.type == kind][-1])
@@ -335,7 +342,7 @@ async def test_an_order_on_one_worker_ends_those_streams_on_both_and_no_others(
                 assert (
                     await client.post(server.url + "/say", data={"text": "still here"})
                 ).status_code == 200
-            await _until(lambda: all(any("still here" in e.data for e in s.events) for s in others))
+            await until(lambda: all(any("still here" in e.data for e in s.events) for s in others))
 
 
 # -- in Chromium: signing out in one tab ---------------------------------------------------------

@@ -1,4 +1,9 @@
-"""EventStream in-process: what a client receives, and how the stream ends in each case."""
+"""EventStream in-process: what a client receives, and how the stream ends in each case.
+
+What a page gets is read as an app author reads it, with ``SSEClient``; what is checked on the
+wire (bytes, headers, heartbeats' timing, a client that leaves, stops reading or fails writes)
+drives the response with tests/asgi.py's ``Client``.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ from starlette.applications import Starlette
 from starlette.routing import Route
 
 from graceful_sse import Event, EventStream, Hub, Lifecycle
-from graceful_sse.testing import SSEClient
+from graceful_sse.testing import SSEClient, Stream
 
 from asgi import App, Client, lifecycle, serve
 
@@ -29,6 +34,16 @@ async def _forever(closed: list[str] | None = None) -> AsyncIterator[str]:
 def names(client: Client) -> list[str]:
     """The events the page's content sees (status updates aside)."""
     return [e.type for e in client.parser.events if e.type != "sse-status"]
+
+
+def received(stream: Stream) -> list[str]:
+    """The same for a stream read with ``SSEClient``."""
+    return [e.event for e in stream.events if e.event != "sse-status"]
+
+
+def _app(lc: Lifecycle, response: Callable[[], EventStream]) -> Starlette:
+    """An app whose lifespan is ``lc``'s and whose ``/stream`` answers ``response()``."""
+    return Starlette(routes=[Route("/stream", lambda request: response())], lifespan=lc.lifespan)
 
 
 @pytest.mark.anyio
@@ -57,17 +72,16 @@ async def test_accepts_what_fasthtml_generators_yield_sync_or_async() -> None:
         yield Event(data={"c": 1}, event="three", id="3")
         yield "plain text"
 
-    lc, client = lifecycle(), Client()
-    async with lc.lifespan():
-        await serve(EventStream(sync_items(), lifecycle=lc), client)
-    events = [(e.type, e.data) for e in client.parser.events if e.type != "sse-status"]
+    app = _app(lifecycle(), lambda: EventStream(sync_items()))
+    async with SSEClient(app) as client, client.stream("/stream") as stream:
+        events = [(e.event, e.data) async for e in stream]
     assert events == [
         ("one", "<p>a</p>"),
         ("message", "<p>b</p>"),
         ("three", '{"c":1}'),
         ("message", "plain text"),
     ]
-    assert client.ended, "a generator that finishes ends the response cleanly"
+    assert stream.ended, "a generator that finishes ends the response cleanly"
 
 
 @pytest.mark.anyio
@@ -101,27 +115,28 @@ async def test_a_client_that_leaves_closes_the_generator_and_frees_the_stream() 
 @pytest.mark.parametrize("kind,name", [("stop", "shutdown"), ("restart", "restart")])
 @pytest.mark.anyio
 async def test_shutdown_writes_the_farewell_in_the_same_response_and_ends_it(kind: str, name: str) -> None:
-    lc, client, closed = lifecycle(), Client(), []
-    async with lc.lifespan():
-        task = serve(EventStream(_forever(closed), lifecycle=lc), client)
-        await client.got("message")
-        report = await lc.shutdown(kind)  # type: ignore[arg-type]
-        await task
-    assert names(client) == ["message", name]
-    assert client.ended and closed == ["closed"]
+    closed: list[str] = []
+    app = _app(lifecycle(), lambda: EventStream(_forever(closed)))
+    async with SSEClient(app) as client, client.stream("/stream") as stream:
+        assert (await stream.next_event()).event == "message"
+        report = await client.shutdown(kind)  # type: ignore[arg-type]
+        await stream.closed()
+    assert received(stream) == ["message", name]
+    assert stream.ended and closed == ["closed"]
     assert (report.told, report.took) == (1, 1)
 
 
 @pytest.mark.anyio
 async def test_a_stream_opened_during_the_drain_gets_the_farewell_at_once_with_status_200() -> None:
-    lc, client, closed = lifecycle(), Client(), []
-    async with lc.lifespan():
-        await lc.shutdown("stop")
-        await asyncio.wait_for(serve(EventStream(_forever(closed), lifecycle=lc), client), 1)
-    assert client.status == 200, "htmx's extension would retry after a 204"
-    assert names(client) == ["shutdown"]
-    assert client.parser.retry is not None and client.parser.comments == [" connected"]
-    assert client.ended and closed == [], "the generator never started"
+    closed: list[str] = []
+    async with SSEClient(_app(lifecycle(), lambda: EventStream(_forever(closed)))) as client:
+        await client.shutdown("stop")
+        async with client.stream("/stream") as stream:
+            await stream.closed(timeout=1)
+    assert stream.status == 200, "htmx's extension would retry after a 204"
+    assert received(stream) == ["shutdown"]
+    assert stream.retry is not None and stream.comments == ["connected"]
+    assert stream.ended and closed == [], "the generator never started"
 
 
 @pytest.mark.anyio
@@ -146,11 +161,11 @@ async def test_a_failing_generator_ends_its_stream_with_an_error_event(
         raise RuntimeError("boom")
 
     caplog.set_level(logging.ERROR, logger="graceful_sse")
-    lc, client = lifecycle(), Client()
-    async with lc.lifespan():
-        await serve(EventStream(broken(), lifecycle=lc), client)
-    assert names(client) == ["message", "error"]
-    assert client.ended
+    app = _app(lifecycle(), lambda: EventStream(broken()))
+    async with SSEClient(app) as client, client.stream("/stream") as stream:
+        await stream.closed()
+    assert received(stream) == ["message", "error"]
+    assert stream.ended
     assert "generator failed" in caplog.text and "boom" in caplog.text
 
 
@@ -185,34 +200,32 @@ async def test_an_event_stream_outside_an_app_says_how_to_give_it_a_lifecycle() 
 
 @pytest.mark.anyio
 async def test_a_hub_subscription_brings_the_hubs_lifecycle() -> None:
-    hub, client = Hub(lifecycle=lifecycle()), Client()
-    async with hub.lifespan():
-        task = serve(EventStream(hub.subscribe("news")), client)
-        await client.opened.wait()
-        await asyncio.sleep(0.01)
+    hub = Hub(lifecycle=lifecycle())
+    # No lifespan: the app has no lifecycle of its own to give the stream.
+    app = Starlette(routes=[Route("/stream", lambda request: EventStream(hub.subscribe("news")))])
+    async with hub.lifespan(), SSEClient(app) as client, client.stream("/stream") as stream:
         assert hub.connections("news") == 1 and hub.lifecycle.open_streams == 1
         await hub.publish("news", P("extra"))
-        await asyncio.sleep(0.01)
+        assert (await stream.next_event()).data == "<p>extra</p>"
         await hub.lifecycle.shutdown("restart")
-        await task
-    assert names(client) == ["message", "restart"]
+        await stream.closed()
+    assert received(stream) == ["message", "restart"]
     assert hub.connections() == 0
 
 
 @pytest.mark.parametrize("kind,state", [("stop", "stopped"), ("restart", "restarting")])
 @pytest.mark.anyio
 async def test_the_status_indicator_is_told_live_on_opening_and_how_it_ended(kind: str, state: str) -> None:
-    lc, client = lifecycle(), Client()
-    async with lc.lifespan():
-        task = serve(EventStream(_forever(), lifecycle=lc, status="my-status"), client)
-        await client.got("message")
-        await lc.shutdown(kind)  # type: ignore[arg-type]
-        await task
-    statuses = [e.data for e in client.parser.events if e.type == "sse-status"]
+    app = _app(lifecycle(), lambda: EventStream(_forever(), status="my-status"))
+    async with SSEClient(app) as client, client.stream("/stream") as stream:
+        await stream.next_event("message")
+        await client.shutdown(kind)  # type: ignore[arg-type]
+        await stream.closed()
+    statuses = [e.data for e in stream.events if e.event == "sse-status"]
     assert len(statuses) == 2
     assert 'id="my-status"' in statuses[0] and 'data-state="live"' in statuses[0]
     assert f'data-state="{state}"' in statuses[1] and 'hx-swap-oob="true"' in statuses[1]
-    assert [e.type for e in client.parser.events][-2:] == [
+    assert [e.event for e in stream.events][-2:] == [
         "sse-status",
         "shutdown" if kind == "stop" else "restart",
     ]
@@ -220,13 +233,12 @@ async def test_the_status_indicator_is_told_live_on_opening_and_how_it_ended(kin
 
 @pytest.mark.anyio
 async def test_status_events_can_be_left_out() -> None:
-    lc, client = lifecycle(), Client()
-    async with lc.lifespan():
-        task = serve(EventStream(_forever(), lifecycle=lc, status=None), client)
-        await client.got("message")
-        await lc.shutdown("stop")
-        await task
-    assert [e.type for e in client.parser.events] == ["message", "shutdown"]
+    app = _app(lifecycle(), lambda: EventStream(_forever(), status=None))
+    async with SSEClient(app) as client, client.stream("/stream") as stream:
+        await stream.next_event("message")
+        await client.shutdown("stop")
+        await stream.closed()
+    assert [e.event for e in stream.events] == ["message", "shutdown"]
 
 
 @pytest.mark.parametrize("how", ["header", "query"])

@@ -12,9 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.applications import Starlette
 from starlette.requests import Request
+from starlette.routing import Route
 
 from graceful_sse import EventStream, Hub, Limits
+from graceful_sse.testing import SSEClient, StreamRefused
 
 from asgi import Client, lifecycle, scope
 from harness import free_port, run_modes, running
@@ -66,20 +69,19 @@ async def test_over_the_total_cap_a_request_gets_503_with_retry_after_and_joins_
 async def test_the_per_client_cap_counts_each_address_on_its_own() -> None:
     limits = Limits(max_per_client=2)
     hub = hub_with(limits=limits)
-    async with hub.lifecycle.lifespan():
-        clients = [Client() for _ in range(3)]
-        tasks = [serve_from(EventStream(hub.subscribe("t")), c, "10.0.0.1") for c in clients[:2]]
-        await opened(*clients[:2])
-        await serve_from(EventStream(hub.subscribe("t")), clients[2], "10.0.0.1")
-        assert clients[2].status == 503 and b"from this client" in clients[2].body
-        other = Client()
-        tasks.append(serve_from(EventStream(hub.subscribe("t")), other, "10.0.0.2"))
-        await opened(other)
-        assert other.status == 200
-        assert (limits.streams_of("10.0.0.1"), limits.streams_of("10.0.0.2")) == (2, 1)
-        for c in (*clients[:2], other):
-            c.left.set()
-        await asyncio.gather(*tasks)
+    app = Starlette(
+        routes=[Route("/stream", lambda request: EventStream(hub.subscribe("t")))], lifespan=hub.lifespan
+    )
+    async with SSEClient(app, client=("10.0.0.1", 40000)) as client:
+        async with client.stream("/stream"), client.stream("/stream"):
+            with pytest.raises(StreamRefused) as refused:
+                async with client.stream("/stream"):
+                    pass
+            assert refused.value.status == 503 and b"from this client" in refused.value.body
+            client.client = ("10.0.0.2", 40000)  # another machine
+            async with client.stream("/stream") as other:
+                assert other.status == 200
+                assert (limits.streams_of("10.0.0.1"), limits.streams_of("10.0.0.2")) == (2, 1)
         assert limits.open_streams == 0 and limits.streams_of("10.0.0.1") == 0
 
 
@@ -89,23 +91,20 @@ async def test_a_client_key_can_read_a_proxy_header() -> None:
         return dict(s["headers"]).get(b"x-forwarded-for", b"").decode()
 
     limits = Limits(max_per_client=1, client_key=forwarded_for)
-    lc = lifecycle()
-    async with lc.lifespan():
-        a, b, c = Client(), Client(), Client()
-        ta = serve_from(
-            EventStream(_idle(), lifecycle=lc, limits=limits), a, headers={"X-Forwarded-For": "1.1.1.1"}
-        )
-        tb = serve_from(
-            EventStream(_idle(), lifecycle=lc, limits=limits), b, headers={"X-Forwarded-For": "2.2.2.2"}
-        )
-        await opened(a, b)
-        await serve_from(
-            EventStream(_idle(), lifecycle=lc, limits=limits), c, headers={"X-Forwarded-For": "1.1.1.1"}
-        )
-        assert (a.status, b.status, c.status) == (200, 200, 503)
-        a.left.set()
-        b.left.set()
-        await asyncio.gather(ta, tb)
+    app = Starlette(
+        routes=[Route("/stream", lambda request: EventStream(_idle(), limits=limits))],
+        lifespan=lifecycle().lifespan,
+    )
+    one, two = ({"X-Forwarded-For": address} for address in ("1.1.1.1", "2.2.2.2"))
+    async with (
+        SSEClient(app) as client,
+        client.stream("/stream", headers=one) as a,
+        client.stream("/stream", headers=two) as b,
+    ):
+        with pytest.raises(StreamRefused) as refused:
+            async with client.stream("/stream", headers=one):
+                pass
+    assert (a.status, b.status, refused.value.status) == (200, 200, 503)
 
 
 async def _idle(started: list[str] | None = None) -> AsyncIterator[str]:
@@ -204,11 +203,18 @@ async def test_a_failing_authorize_hook_is_the_apps_error_and_leaks_nothing() ->
     def broken(request: Request, topic: str) -> bool:
         raise RuntimeError("the session store is down")
 
-    hub = hub_with(authorize=broken)
-    async with hub.lifecycle.lifespan():
-        sub = hub.subscribe("t")
+    hub, subscriptions = hub_with(authorize=broken), []
+
+    def stream(request: Request) -> EventStream:
+        subscriptions.append(sub := hub.subscribe("t"))
+        return EventStream(sub)
+
+    app = Starlette(routes=[Route("/stream", stream)], lifespan=hub.lifespan)
+    async with SSEClient(app) as client:
         with pytest.raises(RuntimeError, match="session store"):
-            await serve_from(EventStream(sub), Client())
+            async with client.stream("/stream"):
+                pass
+        [sub] = subscriptions
         assert sub.finished and hub.connections() == 0
 
 

@@ -10,7 +10,6 @@ import enum
 import importlib
 import inspect
 import re
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,7 +20,7 @@ import pytest
 
 import graceful_sse
 
-from harness import BIN, FORBIDDEN_LOG_LINES, RunMode, Server, free_port, open_streams
+from harness import BIN, FORBIDDEN_LOG_LINES, RunMode, Server, free_port, open_streams, running
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext
@@ -61,25 +60,10 @@ def serving(quickstart: Quickstart, log: Path) -> Iterator[Server]:
     importlib.import_module(quickstart.needs)  # in the test extra: a missing one fails, never skips
     port = free_port()
     argv = [str(BIN / "uvicorn"), f"{quickstart.module}:app", "--port", str(port), "--app-dir", str(EXAMPLES)]
-    server = Server(RunMode(quickstart.module, argv), port, log)
-    try:
-        wait_answering(server)
+    mode = RunMode(quickstart.module, argv)
+    # Not every quickstart has a page to GET: any answer will do.
+    with running(mode, port, log, ready_path="/not-a-route", any_status=True) as server:
         yield server
-    finally:
-        server.kill()
-
-
-def wait_answering(server: Server, timeout: float = 30.0) -> None:
-    """Until the server answers any request: not every quickstart has a page to GET."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"{server.mode.name} exited early:\n{server.log}")
-        with contextlib.suppress(httpx.HTTPError):
-            httpx.get(server.url + "/not-a-route", timeout=1)
-            return
-        time.sleep(0.1)
-    raise TimeoutError(f"{server.mode.name} not answering in {timeout} s:\n{server.log}")
 
 
 def reference() -> str:

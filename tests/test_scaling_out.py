@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import re
 import sys
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,7 @@ import pytest
 from graceful_sse import Hub
 
 from asgi import lifecycle
-from harness import RunMode, Stream, free_port, open_streams, running
+from harness import RunMode, Stream, free_port, open_streams, running, until
 from redis_server import RedisServer
 
 pytestmark = [pytest.mark.servers, pytest.mark.redis]
@@ -28,14 +27,6 @@ PID = re.compile(r"Process</span><span class=\"v\">(\d+)<")
 def _demo_with_workers(port: int) -> RunMode:
     argv = [sys.executable, "-m", "uvicorn", "graceful_sse.demo:app", "--port", str(port), "--workers", "2"]
     return RunMode("demo, 2 workers", argv, on_sigint="stop", on_sigterm="restart")
-
-
-async def _until(condition: Callable[[], bool], within: float = 10.0) -> None:
-    for _ in range(int(within / 0.05)):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"not within {within} s")
 
 
 def _worker_of(stream: Stream) -> str | None:
@@ -60,7 +51,7 @@ async def test_a_message_posted_to_one_worker_reaches_the_clients_of_both(
             # starting): open streams until they are spread over both.
             for _ in range(10):
                 async with open_streams([server.url + "/stream"] * 16) as (streams, _):
-                    await _until(lambda: all(_worker_of(s) for s in streams))
+                    await until(lambda: all(_worker_of(s) for s in streams))
                     if len({_worker_of(s) for s in streams}) == 2:
                         await post_and_check(streams)
                         return
@@ -79,7 +70,7 @@ async def test_a_message_posted_to_one_worker_reaches_the_clients_of_both(
             def copies(stream: Stream) -> int:
                 return sum(e.type == "chat" and "to every worker" in e.data for e in stream.events)
 
-            await _until(lambda: all(copies(s) for s in streams))
+            await until(lambda: all(copies(s) for s in streams))
             await asyncio.sleep(0.5)
             assert [copies(s) for s in streams] == [1] * len(streams), "once per key, on every worker"
 
@@ -110,7 +101,7 @@ async def test_a_restarted_server_replays_what_its_clients_missed_exactly_once(
             async with open_streams([first.url + "/stream?topic=news"] * 5) as (streams, tasks):
                 for i in range(3):
                     await say(first.url, f"before {i}")
-                await _until(
+                await until(
                     lambda: all(len([e for e in s.events if e.type == "message"]) == 3 for s in streams)
                 )
                 first.sigterm_main()
@@ -129,9 +120,9 @@ async def test_a_restarted_server_replays_what_its_clients_missed_exactly_once(
             async with httpx.AsyncClient() as client:
                 back = [_Resumed(second.url + "/stream?topic=news", h) for h in headers]
                 tasks = [asyncio.create_task(b.run(client)) for b in back]
-                await _until(lambda: all(len(b.datas) >= 2 for b in back))
+                await until(lambda: all(len(b.datas) >= 2 for b in back))
                 await say(second.url, "after")
-                await _until(lambda: all(len(b.datas) >= 3 for b in back))
+                await until(lambda: all(len(b.datas) >= 3 for b in back))
                 await asyncio.sleep(0.3)
                 for task in tasks:
                     task.cancel()

@@ -8,8 +8,11 @@ from collections.abc import AsyncIterator
 
 import pytest
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.routing import Route
 
 from graceful_sse import EventStream, Hub
+from graceful_sse.testing import SSEClient
 
 from asgi import Client, lifecycle, serve
 
@@ -19,41 +22,39 @@ async def _one_then_wait() -> AsyncIterator[str]:
     await asyncio.Event().wait()
 
 
-def status_events(client: Client) -> list[tuple[str, str]]:
-    return [(e.type, e.data) for e in client.parser.events if 'data-state="' in e.data]
-
-
 @pytest.mark.parametrize(
-    "status,headers,query,expected",
+    "status,headers,params,expected",
     [
-        ("default", {}, "", None),  # curl, a Python client, a plain EventSource: no HTML fragments
-        ("default", {"HX-Request": "true"}, "", "message"),  # htmx 4: unnamed, it swaps only those
-        ("default", {}, "htmx=1", "sse-status"),  # htmx 2 through SSEStream: named
-        ("mine", {}, "", "sse-status"),  # asked for explicitly: every client
-        (None, {"HX-Request": "true"}, "", None),  # None: never
+        ("default", {}, {}, None),  # curl, a Python client, a plain EventSource: no HTML fragments
+        ("default", {"HX-Request": "true"}, {}, "message"),  # htmx 4: unnamed, it swaps only those
+        ("default", {}, {"htmx": "1"}, "sse-status"),  # htmx 2 through SSEStream: named
+        ("mine", {}, {}, "sse-status"),  # asked for explicitly: every client
+        (None, {"HX-Request": "true"}, {}, None),  # None: never
     ],
     ids=["plain client", "htmx 4", "htmx 2", "explicit id", "none"],
 )
 @pytest.mark.anyio
 async def test_status_events_go_to_htmx_clients_unless_asked(
-    status: str | None, headers: dict[str, str], query: str, expected: str | None
+    status: str | None, headers: dict[str, str], params: dict[str, str], expected: str | None
 ) -> None:
-    lc, client = lifecycle(), Client()
     kwargs = {} if status == "default" else {"status": status}
-    async with lc.lifespan():
-        response = EventStream(_one_then_wait(), lifecycle=lc, **kwargs)
-        task = serve(response, client, headers=headers, query=query)
-        await client.got("message")
-        await lc.shutdown("stop")
-        await task
-    got = status_events(client)
+
+    def stream(request: Request) -> EventStream:
+        return EventStream(_one_then_wait(), **kwargs)
+
+    app = Starlette(routes=[Route("/stream", stream)], lifespan=lifecycle().lifespan)
+    async with SSEClient(app) as client, client.stream("/stream", headers=headers, params=params) as stream:
+        await stream.next_event("message")
+        await client.shutdown("stop")
+        await stream.closed()
+    got = [(e.event, e.data) for e in stream.events if 'data-state="' in e.data]
     if expected is None:
         assert got == []
     else:
         assert [name for name, _ in got] == [expected, expected], "live on opening, stopped in the farewell"
         assert 'data-state="stopped"' in got[-1][1]
         assert ('id="mine"' in got[0][1]) is (status == "mine")
-    assert [e.type for e in client.parser.events][-1] == "shutdown"
+    assert [e.event for e in stream.events][-1] == "shutdown"
 
 
 @pytest.mark.anyio

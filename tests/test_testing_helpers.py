@@ -318,6 +318,32 @@ async def test_a_failing_lifespan_startup_raises_the_apps_error() -> None:
 
 
 @pytest.mark.anyio
+async def test_the_requests_come_from_the_clients_address_which_a_per_client_cap_counts() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.routing import Route
+
+    hub, seen = Hub(lifecycle=lifecycle(), limits=Limits(max_per_client=1)), []
+
+    def updates(request: Request) -> EventStream:
+        seen.append(request.client)
+        return EventStream(hub.subscribe("news"))
+
+    app = Starlette(routes=[Route("/updates", updates)], lifespan=hub.lifespan)
+    async with SSEClient(app) as client, client.stream("/updates"):
+        pass
+    async with SSEClient(app, client=("10.0.0.1", 40000)) as client, client.stream("/updates"):
+        with pytest.raises(StreamRefused) as refused:
+            async with client.stream("/updates"):
+                pass
+        assert refused.value.status == 503, "one stream per client"
+        client.client = ("10.0.0.2", 40000)  # another machine: its own count
+        async with client.stream("/updates") as other:
+            assert other.status == 200
+    assert seen == [("testclient", 50000), ("10.0.0.1", 40000), ("10.0.0.1", 40000), ("10.0.0.2", 40000)]
+
+
+@pytest.mark.anyio
 async def test_the_streams_send_the_cookies_that_requests_set() -> None:
     """A login sets a session cookie; the stream opened after it belongs to that user."""
     from starlette.applications import Starlette

@@ -2,15 +2,15 @@
 says why, never a 500 with a traceback, in FastHTML, Starlette and FastAPI routes alike.
 
 The routes are written as the README writes them (the topic from the query or the path, the
-identity from the request); each app runs in-process, and any exception that reached the server
-would fail the test (httpx's ASGI transport raises it).
+identity from the request); each app runs in-process under ``SSEClient``, and any exception that
+reached the server would fail the test (the client raises what the app raised).
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
-import httpx
 import pytest
 from fastapi import FastAPI
 from fasthtml.common import fast_app
@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.routing import Route
 
 from graceful_sse import EventStream, Hub, InvalidIdentity, InvalidTopic
+from graceful_sse.testing import SSEClient, StreamRefused
 
 from asgi import lifecycle
 
@@ -82,53 +83,52 @@ FRAMEWORKS: dict[str, Callable[[Hub], object]] = {
 }
 
 
-def _message(framework: str, response: httpx.Response) -> str:
+# Each request breaks one rule: the topic in the query or in the path, or the identity.
+BAD_REQUESTS = [
+    *(pytest.param("/updates", {"topic": topic}, RULE, id=f"query {name}") for name, topic in BAD.items()),
+    *(
+        pytest.param(f"/topics/{topic}", {}, RULE, id=f"path {name}")
+        for name, topic in {"LF": "a%0Ab", "NUL": "nul%00", "too long": "x" * 201}.items()
+    ),
+    *(
+        pytest.param("/updates", {"topic": "news", "user": user}, IDENTITY_RULE, id=f"identity {name}")
+        for name, user in {"empty": "", "CR LF": "eve\r\nSet-Cookie: x", "too long": "x" * 201}.items()
+    ),
+]
+
+
+def _message(framework: str, refused: StreamRefused) -> str:
     # FastAPI answers an HTTPException in JSON; Starlette and FastHTML in plain text.
-    return str(response.json()["detail"]) if framework == "FastAPI" else response.text
+    text = refused.body.decode()
+    return str(json.loads(text)["detail"]) if framework == "FastAPI" else text
 
 
-async def _get(framework: str, path: str, params: dict[str, str]) -> httpx.Response:
+@pytest.mark.anyio
+@pytest.mark.parametrize("framework", FRAMEWORKS)
+@pytest.mark.parametrize(("path", "params", "rule"), BAD_REQUESTS)
+async def test_a_bad_topic_or_identity_from_the_request_is_a_400_that_says_why(
+    framework: str, path: str, params: dict[str, str], rule: str
+) -> None:
     app = FRAMEWORKS[framework](Hub(lifecycle=lifecycle()))
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await client.get(path, params=params)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("topic", BAD.values(), ids=BAD.keys())
-async def test_a_bad_topic_in_the_query_is_a_400_that_says_why(framework: str, topic: str) -> None:
-    response = await _get(framework, "/updates", {"topic": topic})
-    assert response.status_code == 400
-    assert RULE in _message(framework, response)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("topic", ["a%0Ab", "nul%00", "x" * 201], ids=["LF", "NUL", "too long"])
-async def test_a_bad_topic_in_the_path_is_a_400_that_says_why(framework: str, topic: str) -> None:
-    response = await _get(framework, f"/topics/{topic}", {})
-    assert response.status_code == 400
-    assert RULE in _message(framework, response)
-
-
-@pytest.mark.anyio
-@pytest.mark.parametrize("framework", FRAMEWORKS)
-@pytest.mark.parametrize("user", ["", "eve\r\nSet-Cookie: x", "x" * 201], ids=["empty", "CR LF", "too long"])
-async def test_a_bad_identity_is_a_400_that_says_why(framework: str, user: str) -> None:
-    response = await _get(framework, "/updates", {"topic": "news", "user": user})
-    assert response.status_code == 400
-    assert IDENTITY_RULE in _message(framework, response)
+    async with SSEClient(app) as client:  # type: ignore[arg-type]
+        with pytest.raises(StreamRefused) as refused:
+            async with client.stream(path, params=params):
+                pass
+    assert refused.value.status == 400
+    assert rule in _message(framework, refused.value)
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("framework", FRAMEWORKS)
 async def test_a_good_topic_still_opens_its_stream(framework: str) -> None:
     app = FRAMEWORKS[framework](Hub(lifecycle=lifecycle()))
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        # HEAD: the status a GET would get, without an endless body to read.
-        response = await client.head("/updates", params={"topic": "news/é", "user": "alice@example.com"})
+    good = {"topic": "news/é", "user": "alice@example.com"}
+    async with SSEClient(app) as client:  # type: ignore[arg-type]
+        async with client.stream("/updates", params=good) as stream:
+            assert stream.status == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+        # HEAD: the status a GET would get, without a stream.
+        response = await client.request("HEAD", "/updates", params=good)
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/event-stream")
 

@@ -51,6 +51,7 @@ from ._status import STATUS_EVENT
 __all__ = ["ReceivedEvent", "SSEClient", "Stream", "StreamClosed", "StreamRefused"]
 
 DEFAULT_TIMEOUT = 5.0
+DEFAULT_CLIENT = ("testclient", 50000)  # the address requests come from, as Starlette's TestClient
 # After the client closes a stream, how long its response may take to see the disconnect before
 # its task is cancelled (EventStream sees it at once; an app that ignores it is not waited for).
 CLOSE_GRACE = 1.0
@@ -371,7 +372,9 @@ class SSEClient:
     ``client.http``, an ``httpx.AsyncClient``) make ordinary requests. ``client.shutdown("stop")``
     or ``("restart")`` ends the app's streams as a signal would, through its ``Lifecycle``: the
     one passed as ``lifecycle=``, else the app's (``Lifecycle.of_app``, the one its lifespan
-    attached). ``timeout`` (s) bounds every wait unless a call gives its own.
+    attached). ``timeout`` (s) bounds every wait unless a call gives its own. ``client`` is the
+    address the requests come from (``request.client``: what ``Limits`` counts per client), as
+    in Starlette's ``TestClient``; read at each request, it may be changed between two.
     """
 
     def __init__(
@@ -384,11 +387,13 @@ class SSEClient:
         lifecycle: Lifecycle | None = None,
         lifespan: bool = True,
         timeout: float = DEFAULT_TIMEOUT,
+        client: tuple[str, int] = DEFAULT_CLIENT,
     ) -> None:
         if timeout <= 0:
             raise ValueError("timeout must be a positive number of seconds")
         self.app = app
         self.timeout = timeout
+        self.client = client
         self._lifecycle = lifecycle
         self._state: dict[str, Any] = {}  # the lifespan's state, copied into each request's scope
         self._lifespan = _Lifespan(app, self._state, timeout) if lifespan else None
@@ -498,7 +503,7 @@ class SSEClient:
             "query_string": url.query,
             "root_path": "",
             "headers": [(k.lower(), v) for k, v in request.headers.raw],
-            "client": ("testclient", 50000),
+            "client": self.client,
             "server": (url.host, url.port or (443 if url.scheme == "https" else 80)),
             "state": self._state.copy(),
         }

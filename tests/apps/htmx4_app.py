@@ -13,9 +13,10 @@ event with ``hx-partial`` elements updates together with the feed.
 
 import os
 
-from fasthtml.common import H1, Div, Li, Link, Main, Span, Title, Ul, fast_app, ft_hx, serve
+from fasthtml.common import Div, Li, Link, Span, fast_app, ft_hx, serve
+from feed_page import add_feed
 
-from graceful_sse import EventStream, Hub, SSEScripts, SSEStatus, SSEStream, last_event_id, sse_assets
+from graceful_sse import Hub, SSEScripts, sse_assets
 
 SHARED = os.environ.get("HTMX4_SHARED", "0") == "1"
 FASTHTML = os.environ.get("HTMX4_FASTHTML", "1") == "1"
@@ -30,41 +31,15 @@ app, rt = fast_app(
     lifespan=hub.lifespan,
     routes=[sse_assets()],
 )
-resumed_from: list[str] = []  # the Last-Event-IDs clients came back with
-
-
-@rt("/")
-def index():
-    return (
-        Title("graceful-sse htmx 4 page"),
-        Main(
-            H1("Feed"),
-            SSEStatus(),
-            Div("nothing yet", id="latest"),
-            SSEStream(
-                "/feed",
-                Ul(id="feed"),
-                target="#feed",
-                swap="beforeend",
-                htmx=4,
-                meta_character="-" if FASTHTML else ":",
-                shared=SHARED,
-            ),
-        ),
-    )
-
-
-@rt("/feed")
-def feed(req):
-    last = last_event_id(req.scope)
-    if last is not None:
-        resumed_from.append(last)
-    return EventStream(hub.subscribe("feed"))
-
-
-@rt("/publish")
-async def publish(text: str):
-    return {"delivered": await hub.publish("feed", Li(text, cls="msg")), "id": hub.last_id}
+add_feed(
+    rt,
+    hub,
+    "graceful-sse htmx 4 page",
+    Div("nothing yet", id="latest"),
+    htmx=4,
+    meta_character="-" if FASTHTML else ":",
+    shared=SHARED,
+)
 
 
 @rt("/publish-both")
@@ -75,11 +50,6 @@ async def publish_both(text: str):
         ft_hx("hx-partial", Span(text), hx_target="#latest"),
     )
     return {"delivered": await hub.publish("feed", update), "id": hub.last_id}
-
-
-@rt("/stats")
-def stats():
-    return {"pid": os.getpid(), "streams": hub.lifecycle.open_streams, "resumed_from": resumed_from}
 
 
 serve()

@@ -8,9 +8,10 @@ on open streams, answered 503), PAGE_MEMBERS_ONLY (1: the feed needs the cookie 
 
 import os
 
-from fasthtml.common import H1, Li, Link, Main, Title, Ul, fast_app, serve
+from fasthtml.common import Link, fast_app, serve
+from feed_page import add_feed
 
-from graceful_sse import EventStream, Hub, Limits, SSEScripts, SSEStatus, SSEStream, last_event_id, sse_assets
+from graceful_sse import Hub, Limits, SSEScripts, sse_assets
 
 HTMX = int(os.environ.get("PAGE_HTMX", "2"))
 MONITOR = os.environ.get("PAGE_MONITOR", "1") == "1"
@@ -36,50 +37,14 @@ app, rt = fast_app(
     lifespan=hub.lifespan,
     routes=[sse_assets()],
 )
-resumed_from: list[str] = []  # the Last-Event-IDs clients came back with
-
-
-@rt("/")
-def index():
-    return (
-        Title("graceful-sse test page"),
-        Main(
-            H1("Feed"),
-            SSEStatus(),
-            SSEStream(
-                "/feed",
-                Ul(id="feed"),
-                target="#feed",
-                swap="beforeend",
-                htmx=HTMX,
-                shared=SHARED,
-                max_attempts=MAX_ATTEMPTS,
-            ),
-        ),
-    )
-
-
-@rt("/feed")
-def feed(req):
-    last = last_event_id(req.scope)
-    if last is not None:
-        resumed_from.append(last)
-    return EventStream(hub.subscribe("feed"))
-
-
-@rt("/publish")
-async def publish(text: str):
-    return {"delivered": await hub.publish("feed", Li(text, cls="msg")), "id": hub.last_id}
-
-
-@rt("/stats")
-def stats():
-    return {
-        "pid": os.getpid(),
-        "streams": hub.lifecycle.open_streams,
-        "resumed_from": resumed_from,
-        "refused": limits.refused,
-    }
-
+add_feed(
+    rt,
+    hub,
+    "graceful-sse test page",
+    htmx=HTMX,
+    shared=SHARED,
+    max_attempts=MAX_ATTEMPTS,
+    stats=lambda: {"refused": limits.refused},
+)
 
 serve()
