@@ -124,6 +124,12 @@ def test_the_demo_streams_live_stats_and_messages_posted_from_another_page(
             timeout=5000,
         )
         assert not stale(a.page) and a.page.locator(NOTE).is_hidden()
+        b.page.close()  # a page leaving is counted at once too
+        expect(
+            a.page.locator("#stats .stats > div", has_text="Connected clients").locator(".v")
+        ).to_have_text("1", timeout=5000)
+        b = open_demo(context, server)
+        b.wait_state("live")
         icon = httpx.get(server.url + "/favicon.ico")  # asked for by pages that name no icon
         assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"
 
@@ -152,7 +158,8 @@ def test_ctrl_c_shows_the_demo_stopped_with_stale_stats_and_a_disabled_form(
         assert stale(page.page)
         assert page.page.is_disabled("input[name=text]") and page.page.is_disabled(SEND)
         assert page.page.inner_text(NOTE) == "The server has stopped; reload the page when it is back."
-        page.page.screenshot(path=str(tmp_path / "demo-stopped.png"))
+        assert clients_shown(page.page) == "1", "the page counts itself, even before the first tick"
+        page.page.screenshot(path=str(SCREENSHOTS / "demo-stopped.png"))
 
         # Sending cannot happen: not by Enter, not by a script submitting the form.
         page.page.evaluate("document.getElementById('send').requestSubmit()")

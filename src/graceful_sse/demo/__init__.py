@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
@@ -60,6 +61,7 @@ from graceful_sse import (
     SSEScripts,
     SSEStatus,
     SSEStream,
+    Subscription,
     sse_assets,
 )
 
@@ -156,6 +158,16 @@ async def system_updates() -> None:
     except BackendUnavailable:
         clients = None
     await hub.publish(STATS, stats_panel(clients), event="stats")
+
+
+@hub.on_connect
+@hub.on_disconnect
+async def count_the_pages(sub: Subscription) -> None:
+    """A page opening or closing updates every page's client count now, not at the next tick
+    (the count a page is rendered with cannot include itself: it has not connected yet)."""
+    if STATS in sub.topics and not hub.lifecycle.draining:
+        with contextlib.suppress(BackendUnavailable):  # the next tick says it
+            await system_updates()
 
 
 @hub.producer
