@@ -102,6 +102,13 @@ def test_the_parameter_reference_names_every_public_name() -> None:
     assert missing == []
 
 
+@pytest.mark.parametrize("module", ["graceful_sse", "graceful_sse.testing"])
+def test_the_api_pages_show_every_public_name(module: str) -> None:
+    shown = set(re.findall(r"^::: ([\w.]+)$", (ROOT / "docs" / "api.md").read_text(), re.M))
+    missing = {f"{module}.{name}" for name in importlib.import_module(module).__all__} - shown
+    assert not missing, f"docs/api.md does not show {sorted(missing)}"
+
+
 def test_the_parameter_reference_states_the_codes_defaults() -> None:
     wrong = []
     for name, parameter, written in documented_defaults(reference()):
