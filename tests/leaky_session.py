@@ -43,7 +43,10 @@ def holding(redis: RedisServer, tmp_path: Path) -> Iterator[Server]:
         busy_machine(1, niceness=19),
     ):
         held = [describe(p) for p in session_processes(os.environ[SESSION_VAR])]
-        (Path(os.environ["LEAKY_READY"]) / uuid.uuid4().hex).write_text(json.dumps(held))
+        # Written whole, then renamed: the reader never sees a half-written file.
+        ready = Path(os.environ["LEAKY_READY"]) / uuid.uuid4().hex
+        ready.with_suffix(".part").write_text(json.dumps(held))
+        ready.with_suffix(".part").rename(ready)
         yield server
 
 

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 import pytest
 
 from harness import describe, kill_tree, marked_processes, reap
@@ -31,6 +32,7 @@ LEAKY = "tests/leaky_session.py"
 PROBE = "LEAKY_PROBE"
 # What a holding test has running: the server, redis-server, a CPU burner, Chromium.
 HELD = ("uvicorn fh_app:app", "redis-server", "while True: pass", "chromium")
+STACKS_AFTER_30_S = ("-o", "faulthandler_timeout=30")
 
 
 @dataclass
@@ -43,14 +45,30 @@ class InnerRun:
     def wait_holding(self, count: int, within: float = 60.0) -> list[str]:
         """What the holding tests had running, once ``count`` of them hold theirs."""
         deadline = time.monotonic() + within
-        while len(files := sorted(self.ready.iterdir())) < count:
+        while len(files := sorted(f for f in self.ready.iterdir() if f.suffix != ".part")) < count:
             assert self.proc.poll() is None, self.output()
             assert time.monotonic() < deadline, f"not {count} holding in {within} s:\n{self.output()}"
             time.sleep(0.1)
         return [line for f in files for line in json.loads(f.read_text())]
 
     def finish(self, within: float = 60.0) -> int:
-        return self.proc.wait(timeout=within)
+        try:
+            return self.proc.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            alive = [describe(p) for p in marked_processes({PROBE: self.probe})]
+            self.dump_stacks()
+            raise AssertionError(
+                f"the run did not end in {within} s; alive: {alive}\n{self.output(20_000)}"
+            ) from None
+
+    def dump_stacks(self) -> None:
+        """Each of the run's Python processes writes its threads' stacks to the log (SIGABRT
+        with faulthandler on): where a run that does not end is stuck."""
+        for proc in marked_processes({PROBE: self.probe}):
+            with contextlib.suppress(psutil.Error):
+                if proc.name().startswith("python"):
+                    proc.send_signal(signal.SIGABRT)
+        time.sleep(1.0)
 
     def ctrl_c(self) -> None:
         """A terminal's Ctrl+C: SIGINT to the run's process group (pytest and xdist's workers)."""
@@ -64,8 +82,8 @@ class InnerRun:
             time.sleep(0.1)
         return [describe(p) for p in procs]
 
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
+    def output(self, last: int = 4000) -> str:
+        return self.log.read_text(errors="replace")[-last:]
 
 
 @contextlib.contextmanager
@@ -74,11 +92,13 @@ def inner_pytest(tmp_path: Path, *args: str) -> Iterator[InnerRun]:
     ready = tmp_path / "ready"
     ready.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_XDIST", "PYTEST_CURRENT"))}
-    env.update({PROBE: probe, "LEAKY_READY": str(ready)})
+    env.update({PROBE: probe, "LEAKY_READY": str(ready), "PYTHONFAULTHANDLER": "1"})
     log = tmp_path / "inner.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+            # A test still running after 30 s (only a holding one the run failed to end) has
+            # its threads' stacks written to the log, which a failure shows.
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *STACKS_AFTER_30_S, *args],
             cwd=ROOT,
             env=env,
             stdout=out,
