@@ -33,6 +33,25 @@ PROBE = "LEAKY_PROBE"
 # What a holding test has running: the server, redis-server, a CPU burner, Chromium.
 HELD = ("uvicorn fh_app:app", "redis-server", "while True: pass", "chromium")
 STACKS_AFTER_30_S = ("-o", "faulthandler_timeout=30")
+# pytest as a terminal starts it: a child inherits its parent's blocked and ignored signals, and
+# the test process starting it (an xdist worker, after other tests) is not a terminal.
+AS_FROM_A_TERMINAL = (
+    "import signal, sys; signal.pthread_sigmask(signal.SIG_SETMASK, ()); "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "import pytest; raise SystemExit(pytest.main(sys.argv[1:]))"
+)
+
+
+def signal_state(pid: int) -> str:
+    """A process's group and its blocked, ignored and caught signals (hex masks, /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text().splitlines()
+        masks = " ".join(
+            line.replace("\t", "") for line in status if line.startswith(("SigBlk", "SigIgn", "SigCgt"))
+        )
+        return f"pid {pid} pgid {os.getpgid(pid)} {masks}"
+    except OSError:
+        return f"pid {pid} (gone)"
 
 
 @dataclass
@@ -55,7 +74,7 @@ class InnerRun:
         try:
             return self.proc.wait(timeout=within)
         except subprocess.TimeoutExpired:
-            alive = [describe(p) for p in marked_processes({PROBE: self.probe})]
+            alive = [f"{describe(p)} [{signal_state(p.pid)}]" for p in marked_processes({PROBE: self.probe})]
             self.dump_stacks()
             raise AssertionError(
                 f"the run did not end in {within} s; alive: {alive}\n{self.output(20_000)}"
@@ -95,10 +114,12 @@ def inner_pytest(tmp_path: Path, *args: str) -> Iterator[InnerRun]:
     env.update({PROBE: probe, "LEAKY_READY": str(ready), "PYTHONFAULTHANDLER": "1"})
     log = tmp_path / "inner.log"
     with log.open("wb") as out:
+        out.write(f"started from: {signal_state(os.getpid())}\n".encode())
+        out.flush()
         proc = subprocess.Popen(
             # A test still running after 30 s (only a holding one the run failed to end) has
             # its threads' stacks written to the log, which a failure shows.
-            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *STACKS_AFTER_30_S, *args],
+            [sys.executable, "-c", AS_FROM_A_TERMINAL, "-p", "no:cacheprovider", *STACKS_AFTER_30_S, *args],
             cwd=ROOT,
             env=env,
             stdout=out,
