@@ -95,7 +95,8 @@ async def test_an_answer_longer_than_its_finish_time_gets_the_farewell_when_the_
     assert 5 < len(got) < 100, "it went on for its finish time, then was told"
     assert got == [f"token {n}" for n in range(len(got))]
     assert farewells(client) == ["restart"] and client.ended
-    assert (report.finishing, report.finished, report.took) == (1, 0, 1)
+    assert (report.finishing, report.finished, report.out_of_time, report.took) == (1, 0, 1, 1)
+    assert "0 of 1 finishing finished (1 ran out of time)" in report.describe()
     assert report.seconds < 0.3 + 1.0
 
 

@@ -91,7 +91,10 @@ class ShutdownReport:
 
     def describe(self) -> str:
         """The drain's log line, after "graceful-sse: "."""
-        finished = f"{self.finished} of {self.finishing} finishing finished, " if self.finishing else ""
+        finished = ""
+        if self.finishing:
+            out_of_time = f" ({self.out_of_time} ran out of time)" if self.out_of_time else ""
+            finished = f"{self.finished} of {self.finishing} finishing finished{out_of_time}, "
         line = (
             f"drain took {self.seconds:.3f} s: {finished}{self.took} of {self.told} stream(s) took the "
             f"notice, {self.gone} had gone, {self.missed} did not take it; {self.late} opened during "
