@@ -303,7 +303,7 @@ class Run:
 
     def _drain_bound(self, finish: float) -> float:
         # Streams still writing are closed before the server cancels them (Hypercorn's
-        # graceful_timeout, 3 s by default, begins with its shutdown, as our drain does).
+        # graceful_timeout, 3 s by default, runs from its shutdown's trigger).
         grace, timeout = self._server_grace_left(), self.lifecycle.drain_timeout
         if grace is None:
             return timeout
