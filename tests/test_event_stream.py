@@ -20,6 +20,7 @@ from graceful_sse import Event, EventStream, Hub, Lifecycle
 from graceful_sse.testing import SSEClient, Stream
 
 from asgi import App, Client, lifecycle, serve
+from harness import until
 
 
 async def _forever(closed: list[str] | None = None) -> AsyncIterator[str]:
@@ -92,7 +93,7 @@ async def test_sends_heartbeats_while_idle() -> None:
     async with lc.lifespan():
         started = asyncio.get_running_loop().time()  # before the stream: the interval is not shortened
         task = serve(EventStream(_forever(), heartbeat=0.05, lifecycle=lc), client)
-        await _until(lambda: client.parser.comments.count(" heartbeat") >= 4)
+        await until(lambda: client.parser.comments.count(" heartbeat") >= 4, within=2.0, step=0.005)
         took = asyncio.get_running_loop().time() - started
         client.left.set()
         await task
@@ -269,13 +270,6 @@ async def test_the_opening_gives_a_subscriber_an_id_to_resume_from() -> None:
         await task
 
 
-async def _until(condition: Callable[[], bool], within: float = 2.0) -> None:
-    deadline = asyncio.get_running_loop().time() + within
-    while not condition():
-        assert asyncio.get_running_loop().time() < deadline, "not within the time"
-        await asyncio.sleep(0.005)
-
-
 @pytest.mark.anyio
 async def test_events_keep_their_order_whether_the_publisher_or_the_stream_writes_them() -> None:
     """A client that keeps up gets events written by the publish itself; one that pauses gets
@@ -294,10 +288,10 @@ async def test_events_keep_their_order_whether_the_publisher_or_the_stream_write
             await hub.publish("t", data)
         await asyncio.sleep(0.05)
         client.resume()
-        await _until(lambda: len(client.data()) == 40)
+        await until(lambda: len(client.data()) == 40, within=2.0, step=0.005)
         for data in sent[40:]:
             await hub.publish("t", data)
-        await _until(lambda: len(client.data()) == 60)
+        await until(lambda: len(client.data()) == 60, within=2.0, step=0.005)
         assert client.data() == sent
         client.left.set()
         await task
